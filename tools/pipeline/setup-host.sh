@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install what the pipeline needs on a Debian 12 host, saying what it
+# installs. Idempotent: a second run installs nothing.
+#
+# Environment:
+#   TOOLS_DIR  where bindgen-cli is installed (default: $CACHE/tools)
+set -euo pipefail
+
+CACHE=${KVM_MSR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-msr-rs}
+TOOLS_DIR=${TOOLS_DIR:-$CACHE/tools}
+BINDGEN_VERSION=${BINDGEN_VERSION:-0.72.1}
+
+log() { printf '[setup] %s\n' "$*"; }
+
+APT_PKGS=(rustc-web rust-web-src rustfmt-web rust-web-clippy
+	  clang-19 lld-19 llvm-19 libclang-19-dev
+	  bison flex libelf-dev libssl-dev cpio bc kmod
+	  qemu-system-x86 busybox-static
+	  gcc-multilib python3 make git)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+# trixie-backports is needed only to *download* linux-source-7.3; pin it
+# low so nothing from it is ever installed over bookworm.
+if [ ! -f /etc/apt/sources.list.d/kvm-msr-trixie-backports.sources ]; then
+	log "adding trixie-backports (pinned at priority 50, download only)"
+	cat > /etc/apt/sources.list.d/kvm-msr-trixie-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	cat > /etc/apt/preferences.d/kvm-msr-trixie-backports <<'PIN'
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: 50
+PIN
+	NEED_UPDATE=1
+fi
+
+if [ ${#missing[@]} -gt 0 ] || [ "${NEED_UPDATE:-0}" = 1 ]; then
+	log "apt-get update"
+	apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing apt packages: ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		-t bookworm --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$TOOLS_DIR/bin/bindgen" ]; then
+	log "installing bindgen-cli $BINDGEN_VERSION into $TOOLS_DIR (cargo install --locked, ~4 min)"
+	mkdir -p "$TOOLS_DIR"
+	LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install --locked --quiet \
+		--root "$TOOLS_DIR" --version "$BINDGEN_VERSION" bindgen-cli
+fi
+log "host ready"
