@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! The few errors the MSR filter code can report.
+
+/// An error of the MSR filter code, mapped 1:1 onto a kernel errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Errno {
+    /// `EINVAL`: invalid argument.
+    Inval,
+    /// `EFAULT`: bad user address.
+    Fault,
+    /// `ENOMEM`: allocation failure.
+    NoMem,
+}
+
+impl Errno {
+    /// The negative errno value the kernel returns for this error.
+    pub const fn to_errno(self) -> i32 {
+        match self {
+            Errno::Inval => -22,
+            Errno::Fault => -14,
+            Errno::NoMem => -12,
+        }
+    }
+
+    /// Maps a negative errno value back to an [`Errno`], if it is one of ours.
+    pub const fn from_errno(errno: i32) -> Option<Self> {
+        match errno {
+            -22 => Some(Errno::Inval),
+            -14 => Some(Errno::Fault),
+            -12 => Some(Errno::NoMem),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! `no_std` core of KVM x86 userspace MSR filtering.
+//!
+//! Pure, safe logic shared by the in-kernel KVM Rust code and host tests:
+//!
+//! - [`uapi`]: ABI constants and struct sizes.
+//! - [`errno`]: the error type ([`Errno`]).
+//! - [`desc`]: decoding of the native and compat `struct kvm_msr_filter`.
+//! - [`filter`]: filter validation and construction with upstream's order of
+//!   checks, and constant-cost lookup (`kvm_msr_allowed()`).
+//! - [`exit`]: exit-to-userspace and completion decisions.
+//!
+//! The kernel includes each file as a module (`#[path = ...] mod name;`) under
+//! one parent, so modules refer to each other only through `super::`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod desc;
+pub mod errno;
+pub mod exit;
+pub mod filter;
+pub mod uapi;
+
+pub use desc::{FilterDesc, RangeDesc};
+pub use errno::Errno;
+pub use exit::{
+    check_user_space_msr_cap, complete, emulator_outcome, msr_exit, msr_exit_reason, rdmsr_outcome,
+    wrmsr_outcome, Completion, CompletionKind, EmulOutcome, InsnOutcome, MsrDir, MsrExit, MsrRun,
+    RegWrite,
+};
+pub use filter::{
+    bitmap_size, build, check_header, check_range, is_x2apic_msr, msr_allowed, Filter, FilterAlloc,
+    MsrAccess, Range,
+};
