@@ -1,0 +1,188 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Build the kvm-msr-rs MSR filter selftests (plus upstream's
+# x86/userspace_msr_exit_test) as static binaries against a Linux 7.3 tree.
+#
+# Usage: build.sh KDIR OUTDIR
+#
+#   KDIR    a (possibly patched, possibly built in-tree) Linux 7.3 source tree.
+#           It is only read: nothing is written below KDIR.
+#   OUTDIR  where everything is built.  On success it contains:
+#             OUTDIR/tests.list  one line per test, in run order:
+#                                "<name> <binary path relative to OUTDIR> [args...]"
+#             OUTDIR/kvm/x86/*   the binaries (all static, no libc needed)
+#
+# Environment:
+#   JOBS          make parallelism (default 2, never more than 2 is advised)
+#   STRESS_ITERS  if set, passed to msr_filter_stress_test in tests.list
+#   CC            compiler (default gcc; must support -m32 for the compat test)
+#
+# The selftest library does not build for i386, so the compat test is a
+# standalone program built twice: -m32 (issues the compat ioctl 0x4104AEC6)
+# and native (issues 0x4188AEC6), from the same source.
+
+set -eu
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 KDIR OUTDIR" >&2
+	exit 2
+fi
+
+KDIR=$(cd "$1" && pwd)
+mkdir -p "$2"
+OUT=$(cd "$2" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+JOBS=${JOBS:-2}
+CC=${CC:-gcc}
+
+# Our tests, in run order (upstream's test runs first).
+OUR_TESTS="msr_filter_abi_test msr_filter_exit_test msr_filter_nested_test
+msr_filter_stress_test"
+
+SRC=$OUT/src
+HDR=$SRC/usr
+
+log() { echo "build.sh: $*" >&2; }
+
+# ---------------------------------------------------------------------------
+# 1. A private copy of the parts of the tree the selftests need.
+# ---------------------------------------------------------------------------
+log "copying tools/ from $KDIR"
+rm -rf "$SRC"
+mkdir -p "$SRC/scripts"
+cp -a "$KDIR/tools" "$SRC/tools"
+cp -a "$KDIR/scripts/subarch.include" "$SRC/scripts/"
+# Drop stale build products a built tree might carry.
+find "$SRC/tools/testing/selftests/kvm" \( -name '*.o' -o -name '*.d' \) \
+	-delete 2>/dev/null || true
+# Our sources go into the copy; KDIR's own copies (if any) are replaced.
+cp -a "$HERE"/x86/*.c "$HERE"/x86/*.h "$SRC/tools/testing/selftests/kvm/x86/"
+
+# ---------------------------------------------------------------------------
+# 2. UAPI headers of KDIR, installed into SRC/usr/include.
+#    Preferred: the kernel's own "make headers" with O= (needs a clean
+#    source tree).  Fallback for an in-tree-built KDIR: run the tree's
+#    scripts/headers_install.sh on every uapi header ourselves.
+# ---------------------------------------------------------------------------
+install_headers_fallback() {
+	tool=$OUT/hdrtool
+	rm -rf "$tool" "$HDR"
+	mkdir -p "$tool/scripts" "$HDR/include"
+	$CC -O2 -o "$tool/scripts/unifdef" "$KDIR/scripts/unifdef.c"
+	(
+		cd "$KDIR/include/uapi"
+		find . -name '*.h'
+	) | while read -r f; do
+		mkdir -p "$HDR/include/$(dirname "$f")"
+		(cd "$tool" && sh "$KDIR/scripts/headers_install.sh" \
+			"$KDIR/include/uapi/$f" "$HDR/include/$f")
+	done
+	(
+		cd "$KDIR/arch/x86/include/uapi"
+		find . -name '*.h'
+	) | while read -r f; do
+		mkdir -p "$HDR/include/$(dirname "$f")"
+		(cd "$tool" && sh "$KDIR/scripts/headers_install.sh" \
+			"$KDIR/arch/x86/include/uapi/$f" "$HDR/include/$f")
+	done
+	# asm-generic wrappers for the mandatory asm headers x86 lacks.
+	for h in $(sed -n 's/^mandatory-y += //p' \
+			"$KDIR/include/uapi/asm-generic/Kbuild"); do
+		[ -e "$HDR/include/asm/$h" ] && continue
+		[ -e "$HDR/include/asm-generic/$h" ] || continue
+		echo "#include <asm-generic/$h>" > "$HDR/include/asm/$h"
+	done
+	# Generated syscall tables: take them from the build host if KDIR has
+	# no generated copy (only the numbers of long-existing syscalls matter).
+	for h in unistd_32.h unistd_64.h unistd_x32.h; do
+		[ -e "$HDR/include/asm/$h" ] && continue
+		g=$KDIR/arch/x86/include/generated/uapi/asm/$h
+		if [ -e "$g" ]; then
+			cp "$g" "$HDR/include/asm/$h"
+		else
+			for d in /usr/include/x86_64-linux-gnu/asm /usr/include/asm; do
+				if [ -e "$d/$h" ]; then
+					cp "$d/$h" "$HDR/include/asm/$h"
+					break
+				fi
+			done
+		fi
+	done
+}
+
+log "installing UAPI headers"
+# ("headers" rather than "headers_install": the latter needs rsync.)
+if make -s -C "$KDIR" O="$OUT/hdr-obj" -j"$JOBS" headers \
+	>"$OUT/headers_install.log" 2>&1; then
+	rm -rf "$HDR"
+	mkdir -p "$HDR"
+	cp -a "$OUT/hdr-obj/usr/include" "$HDR/include"
+	find "$HDR/include" -name '.*' -type f -delete
+else
+	log "headers_install with O= failed (see headers_install.log), using fallback"
+	install_headers_fallback
+fi
+test -e "$HDR/include/linux/kvm.h"
+
+# ---------------------------------------------------------------------------
+# 3. The KVM selftests, static, via the tree's own Makefile.kvm.
+# ---------------------------------------------------------------------------
+PROGS="x86/userspace_msr_exit_test"
+for t in $OUR_TESTS; do
+	PROGS="$PROGS x86/$t"
+done
+
+log "building KVM selftests: $PROGS"
+make -C "$SRC/tools/testing/selftests/kvm" -j"$JOBS" \
+	OUTPUT="$OUT/kvm" \
+	TEST_GEN_PROGS_x86="$PROGS" \
+	TEST_GEN_PROGS_EXTENDED_x86= \
+	TEST_PROGS_x86= \
+	EXTRA_CFLAGS="-static" \
+	KHDR_INCLUDES="-isystem $HDR/include" \
+	all
+
+# ---------------------------------------------------------------------------
+# 4. The standalone compat test, 32-bit and 64-bit.
+# ---------------------------------------------------------------------------
+CSRC=$SRC/tools/testing/selftests/kvm/x86/msr_filter_compat_test.c
+CFL="-O2 -g -Wall -std=gnu99 -static -fno-stack-protector -D_GNU_SOURCE
+-isystem $HDR/include -I$SRC/tools/testing/selftests"
+log "building compat test (-m32 and native)"
+# shellcheck disable=SC2086
+$CC -m32 $CFL -o "$OUT/kvm/x86/msr_filter_compat_test_32" "$CSRC"
+# shellcheck disable=SC2086
+$CC -m64 $CFL -o "$OUT/kvm/x86/msr_filter_compat_test_64" "$CSRC"
+
+# ---------------------------------------------------------------------------
+# 5. Sanity: everything static; tests.list.
+# ---------------------------------------------------------------------------
+LIST=$OUT/tests.list
+: > "$LIST.tmp"
+add() {
+	name=$1
+	bin=$2
+	shift 2
+	if ! file "$OUT/$bin" | grep -q 'statically linked'; then
+		log "ERROR: $bin is not statically linked"
+		file "$OUT/$bin" >&2
+		exit 1
+	fi
+	echo "$name $bin${*:+ $*}" >> "$LIST.tmp"
+}
+
+add userspace_msr_exit_test kvm/x86/userspace_msr_exit_test
+add msr_filter_abi_test kvm/x86/msr_filter_abi_test
+add msr_filter_compat_test_32 kvm/x86/msr_filter_compat_test_32
+add msr_filter_compat_test_64 kvm/x86/msr_filter_compat_test_64
+add msr_filter_exit_test kvm/x86/msr_filter_exit_test
+add msr_filter_nested_test kvm/x86/msr_filter_nested_test
+if [ -n "${STRESS_ITERS:-}" ]; then
+	add msr_filter_stress_test kvm/x86/msr_filter_stress_test \
+		-i "$STRESS_ITERS"
+else
+	add msr_filter_stress_test kvm/x86/msr_filter_stress_test
+fi
+mv "$LIST.tmp" "$LIST"
+log "done; $(wc -l < "$LIST") tests listed in $LIST"
