@@ -35,7 +35,7 @@ fn nmsrs() -> impl Strategy<Value = u32> {
 fn range() -> impl Strategy<Value = (u32, u32, u32, Vec<u8>)> {
     (1u32..=3, base(), nmsrs(), any::<u64>()).prop_map(|(flags, base, nmsrs, seed)| {
         // Cheap deterministic bitmap from a seed (proptest shrinks the seed).
-        let len = ((u64::from(nmsrs) + 63) / 64 * 8) as usize;
+        let len = (u64::from(nmsrs).div_ceil(64) * 8) as usize;
         let mut x = seed | 1;
         let bitmap = (0..len)
             .map(|_| {
@@ -98,7 +98,7 @@ proptest! {
         let ranges: Vec<_> = ranges
             .into_iter()
             .map(|(fl, b, n, fill)| {
-                let len = ((n as usize + 63) / 64) * 8;
+                let len = (n as usize).div_ceil(64) * 8;
                 let bytes = (0..len).map(|k| fill.rotate_left(k as u32)).collect();
                 (fl, b, n, bytes)
             })
@@ -138,7 +138,7 @@ proptest! {
     fn access_type_tables_are_independent(
         base in base(), n in 1u32..200, seed in any::<u8>(), index in any::<u32>(),
     ) {
-        let len = ((n as usize + 63) / 64) * 8;
+        let len = (n as usize).div_ceil(64) * 8;
         let ranges = vec![(1, base, n, vec![seed; len]), (2, base, n, vec![!seed; len])];
         let (f, rf) = build_filter(true, &ranges);
         for i in [index, base, base.wrapping_add(n / 2)] {
