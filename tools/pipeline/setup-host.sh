@@ -26,6 +26,15 @@ for p in "${APT_PKGS[@]}"; do
 		missing+=("$p")
 	fi
 done
+# The kernel build is measured with Debian's rustc-web 1.96 (bookworm-security);
+# plain bookworm carries 1.85. Upgrade an older install.
+rv=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null || true)
+if [ -n "$rv" ] && dpkg --compare-versions "$rv" lt 1.96; then
+	for p in rustc-web rust-web-src rustfmt-web rust-web-clippy; do
+		case " ${missing[*]} " in *" $p "*) ;; *) missing+=("$p") ;; esac
+	done
+	NEED_UPDATE=1
+fi
 
 # trixie-backports is needed only to *download* linux-source-7.3; pin it
 # low so nothing from it is ever installed over bookworm.
@@ -53,7 +62,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing apt packages: ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		-t bookworm --no-install-recommends "${missing[@]}" >/dev/null
+		--no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x "$TOOLS_DIR/bin/bindgen" ]; then

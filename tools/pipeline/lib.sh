@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the pipeline scripts; sourced, not run.
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${KVM_MSR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-msr-rs}
+TOOLS_DIR=${TOOLS_DIR:-$CACHE/tools}
+
+# The kernel this project patches: Debian's linux-source-7.3 from
+# trixie-backports, pinned by version and content.
+KVER=7.3.4
+KSRC_DEB_VERSION=7.3.4-1~bpo13+1
+KSRC_DEB_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
+
+# Debian's toolchain, named explicitly: rustup's rustc comes first on PATH
+# and has no rust-src.
+KMAKE_VARS=(LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+	    RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver
+	    HOSTRUSTC=/usr/bin/rustc BINDGEN="$TOOLS_DIR/bin/bindgen")
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '[%s] %s\n' "${LOG_TAG:-pipeline}" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "${LOG_TAG:-pipeline}" "$*" >&2; exit 1; }
+
+# Content hash of a list of files/dirs (names and contents).
+content_hash() {
+	local f
+	for f in "$@"; do
+		[ -e "$f" ] || continue
+		find "$f" -type f ! -path '*/target/*' -print0 | sort -z |
+			xargs -0 -r sha256sum
+	done | sha256sum | cut -c1-16
+}
