@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# build-kernel.sh [default|debug]: configure and build the patched kernel
+# out of tree and print the build directory (bzImage is
+# arch/x86/boot/bzImage in it).
+#
+# The build directory, $CACHE/build/<kernel>-<flavour>, is kept between
+# runs: a stamp of (source tree, config fragments, toolchain) skips make
+# entirely when nothing changed, and a changed tree is rebuilt
+# incrementally.
+set -euo pipefail
+LOG_TAG=build
+. "$(dirname "$0")/lib.sh"
+
+FLAVOUR=${1:-default}
+CFG_DIR=$TOP/tools/pipeline/configs
+FRAGS=("$CFG_DIR/base.config")
+case "$FLAVOUR" in
+default) ;;
+debug) FRAGS+=("$CFG_DIR/debug.config") ;;
+*) die "unknown flavour '$FLAVOUR' (default or debug)" ;;
+esac
+
+SRC=$("$(dirname "$0")/prepare-tree.sh")
+if [ -n "${KDIR:-}" ]; then
+	B=$CACHE/build/kdir-$(printf '%s' "$SRC" | sha256sum | cut -c1-12)-$FLAVOUR
+	tree_id=$(content_hash "$TOP/patches" "$TOP/rust/msr_filter/src" "$TOP/arch" "$TOP/rust/kernel")
+else
+	B=$CACHE/build/$KVER-$FLAVOUR
+	tree_id=$(git -C "$SRC" rev-parse 'HEAD^{tree}')
+fi
+mkdir -p "$B"
+cfg_id=$(cat "${FRAGS[@]}" <(printf '%s\n' "${KMAKE_VARS[@]}") | sha256sum | cut -c1-16)
+stamp="tree=$tree_id cfg=$cfg_id"
+
+if [ -f "$B/arch/x86/boot/bzImage" ] && [ "$(cat "$B/.kvm-msr-stamp" 2>/dev/null)" = "$stamp" ]; then
+	log "$FLAVOUR kernel is up to date ($B)"
+	echo "$B"
+	exit 0
+fi
+
+kmake() { make -C "$SRC" O="$B" "${KMAKE_VARS[@]}" "$@"; }
+
+if [ ! -f "$B/.config" ] || [ "$(cat "$B/.kvm-msr-cfg" 2>/dev/null)" != "$cfg_id" ]; then
+	log "configuring $FLAVOUR: tinyconfig + ${FRAGS[*]##*/}"
+	kmake -s tinyconfig >/dev/null
+	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "${FRAGS[@]}" >"$B/merge.log" 2>&1 ||
+		{ cat "$B/merge.log" >&2; die "merge_config failed"; }
+	kmake -s olddefconfig >/dev/null
+	# Every value the fragments ask for must have survived: Rust in
+	# particular drops out silently when its toolchain check fails.
+	bad=0
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*) ;;
+		*) continue ;;
+		esac
+		sym=${line%%=*}
+		want=${line#*=}
+		if [ "$want" = n ]; then
+			if grep -q "^$sym=" "$B/.config"; then
+				log "config: $sym should be off but is $(grep "^$sym=" "$B/.config")"
+				bad=1
+			fi
+		elif ! grep -qx "$sym=$want" "$B/.config"; then
+			log "config: wanted $line, got $(grep "^$sym=\|# $sym is" "$B/.config" || echo 'nothing')"
+			bad=1
+		fi
+	done < <(cat "${FRAGS[@]}")
+	if [ "$bad" = 1 ]; then
+		kmake -s rustavailable >&2 || true
+		die "configuration lost fragment values (see above)"
+	fi
+	echo "$cfg_id" > "$B/.kvm-msr-cfg"
+fi
+
+log "building $FLAVOUR bzImage in $B with -j$JOBS (a full build takes 10-17 minutes)"
+start=$(date +%s)
+set +e
+kmake -j"$JOBS" bzImage > "$B/build.log" 2>&1 &
+pid=$!
+while kill -0 "$pid" 2>/dev/null; do
+	sleep 30
+	kill -0 "$pid" 2>/dev/null || break
+	n=$(grep -c '^  [A-Z]' "$B/build.log" 2>/dev/null)
+	last=$(grep '^  [A-Z]' "$B/build.log" 2>/dev/null | tail -1 | sed 's/^ *//')
+	log "  $(( $(date +%s) - start ))s: $n steps, at: $last"
+done
+wait "$pid"
+rc=$?
+set -e
+if [ "$rc" != 0 ]; then
+	grep -E -B2 -A8 'error|Error' "$B/build.log" | head -80 >&2
+	die "kernel build failed (full log: $B/build.log)"
+fi
+grep -E 'warning:' "$B/build.log" | sort -u | head -20 >&2 || true
+log "built in $(( $(date +%s) - start ))s"
+echo "$stamp" > "$B/.kvm-msr-stamp"
+echo "$B"
