@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# boot.sh BZIMAGE INITRD LOG [CMDLINE...]: boot under QEMU TCG (q35, -cpu
+# max: SVM + NPT, so kvm_amd runs nested), console on ttyS0 written to LOG
+# and shown filtered on stderr.  Environment: BOOT_TIMEOUT (seconds, default
+# 2400), SHARE (a host directory exported over virtio-9p as tag "host"),
+# SMP (default 2), MEM (default 2G), QUIET=1 (show nothing while running).
+# Exit status: QEMU's, or 124 on timeout.
+set -uo pipefail
+LOG_TAG=boot
+. "$(dirname "$0")/lib.sh"
+
+kernel=$1 initrd=$2 logf=$3
+shift 3
+cmdline="console=ttyS0 panic=-1 loglevel=5 tsc_early_khz=2000000 kvm.force_emulation_prefix=1 $*"
+args=(-accel tcg -machine q35 -cpu max -m "${MEM:-2G}" -smp "${SMP:-2}"
+      -display none -monitor none -serial stdio -no-reboot -nic none
+      -kernel "$kernel" -initrd "$initrd" -append "$cmdline")
+if [ -n "${SHARE:-}" ]; then
+	args+=(-virtfs "local,path=$SHARE,mount_tag=host,security_model=none,id=host")
+fi
+log "booting: $cmdline"
+timeout --kill-after=10 "${BOOT_TIMEOUT:-2400}" qemu-system-x86_64 "${args[@]}" < /dev/null |
+	tee "$logf" |
+	if [ "${QUIET:-0}" = 1 ]; then cat > /dev/null; else
+		grep --line-buffered -E '^@@(BOOT-OK|TEST-END|NOTE)|Kernel panic' | sed -u 's/^/  [guest] /' >&2
+	fi
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# mkinitramfs.sh OUT.cpio.gz RUNCONF [TESTS_DIR] [EXTRA_DIR]
+# Pack busybox-static, the guest /init, the run configuration, the test
+# binaries (TESTS_DIR with tests.list) and extra files (into /samples).
+set -euo pipefail
+LOG_TAG=initramfs
+. "$(dirname "$0")/lib.sh"
+
+out=$1 conf=$2 tests=${3:-} extra=${4:-}
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,dev,etc/kvm-msr,proc,sys,tmp,tests,samples}
+cp /bin/busybox "$root/bin/busybox"
+file -L "$root/bin/busybox" | grep -q 'statically linked' || die "/bin/busybox is not static (install busybox-static)"
+install -m 755 "$TOP/tools/pipeline/guest-init.sh" "$root/init"
+cp "$conf" "$root/etc/kvm-msr/run.conf"
+if [ -n "$tests" ]; then
+	cp -a "$tests"/. "$root/tests/"
+fi
+touch "$root/tests/tests.list"
+if [ -n "$extra" ] && [ -d "$extra" ]; then
+	cp -a "$extra"/. "$root/samples/"
+fi
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out"

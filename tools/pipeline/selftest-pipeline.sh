@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# selftest-pipeline.sh BZIMAGE: the pipeline's own tests.  Boots the real
+# kernel with deliberately broken cases and checks that report.py catches
+# each one with a readable reason.  Prints PASS/FAIL lines.
+set -uo pipefail
+LOG_TAG=pipeline-selftest
+. "$(dirname "$0")/lib.sh"
+
+kernel=$1
+w=$(mktemp -d)
+trap 'rm -rf "$w"' EXIT
+
+expect() { # expect NAME FILE PATTERN: FILE must contain PATTERN
+	if grep -qE -- "$3" "$2"; then
+		echo "PASS $1"
+	else
+		echo "FAIL $1 (no line matching '$3' in the report:)"
+		sed 's/^/    /' "$2" | head -40
+	fi
+}
+
+# Boot 1: a passing test, a failing TAP test, a hung test, a guest WARN.
+mkdir -p "$w/t1"
+cat > "$w/t1/pass.sh" <<'S'
+#!/bin/sh
+printf 'TAP version 13\n1..1\nok 1 trivially passing\n'
+S
+cat > "$w/t1/fail.sh" <<'S'
+#!/bin/sh
+printf 'TAP version 13\n1..1\nnot ok 1 deliberately failing\n'
+exit 1
+S
+cat > "$w/t1/hang.sh" <<'S'
+#!/bin/sh
+sleep 600
+S
+cat > "$w/t1/warn.sh" <<'S'
+#!/bin/sh
+echo WARNING > /sys/kernel/debug/provoke-crash/DIRECT
+S
+chmod +x "$w/t1"/*.sh
+printf 'pass pass.sh\nfail fail.sh\nhang hang.sh\nwarn warn.sh\n' > "$w/t1/tests.list"
+printf 'MODE=check\nTEST_TIMEOUT=10\n' > "$w/conf1"
+"$(dirname "$0")/mkinitramfs.sh" "$w/i1.gz" "$w/conf1" "$w/t1"
+QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i1.gz" "$w/log1" 2>/dev/null
+python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log1" > "$w/r1"
+rc=$?
+if [ "$rc" != 0 ]; then echo "PASS broken run exits non-zero"; else echo "FAIL broken run exited 0"; fi
+expect "a passing test is reported as passed" "$w/r1" '^PASS [^ ]*/pass: trivially passing'
+expect "a failing TAP test is reported as failed" "$w/r1" '^FAIL [^ ]*/fail: deliberately failing'
+expect "a hung test is stopped and failed" "$w/r1" '^FAIL [^ ]*/hang.*exit status 124'
+expect "a guest WARN_ON is caught" "$w/r1" '^PROBLEM kernel WARNING: .*lkdtm'
+expect "the summary counts them" "$w/r1" '^guest: 1 passed, [23] failed'
+
+# Boot 2: the kernel panics at boot (no init to run).
+printf 'MODE=check\n' > "$w/conf2"
+"$(dirname "$0")/mkinitramfs.sh" "$w/i2.gz" "$w/conf2"
+QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i2.gz" "$w/log2" rdinit=/does-not-exist 2>/dev/null
+python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log2" > "$w/r2"
+rc=$?
+if [ "$rc" != 0 ]; then echo "PASS panicking boot exits non-zero"; else echo "FAIL panicking boot exited 0"; fi
+expect "a boot panic is caught" "$w/r2" '^PROBLEM kernel panic: .*Kernel panic'
+expect "a boot panic says init was not reached" "$w/r2" '^PROBLEM the kernel did not reach /init'
