@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: GPL-2.0
+# Host-side Rust tests (sourced by check.sh): `cargo test` of every
+# host-testable crate, counted from cargo's "test result:" lines.
+
+HOST_CRATES=(rust/msr_filter samples/msr_vmm)
+
+sample_dir() {
+	# The sample VMM as a static binary, for the initramfs (empty if absent).
+	local d=$CACHE/samples
+	mkdir -p "$d"
+	if [ -f "$TOP/samples/msr_vmm/Cargo.toml" ]; then
+		if (cd "$TOP/samples/msr_vmm" &&
+		    CARGO_TARGET_DIR=$CACHE/target/msr_vmm cargo build --release --quiet \
+			--target x86_64-unknown-linux-gnu >&2); then
+			cp "$CACHE/target/msr_vmm/x86_64-unknown-linux-gnu/release/msr-vmm" "$d/" 2>/dev/null
+		fi
+	fi
+	echo "$d"
+}
+
+run_host_tests() {
+	local c out p f s
+	for c in "${HOST_CRATES[@]}"; do
+		[ -f "$TOP/$c/Cargo.toml" ] || continue
+		log "cargo test in $c"
+		out=$(cd "$TOP/$c" && CARGO_TARGET_DIR=$CACHE/target/${c//\//_} \
+			cargo test --locked 2>&1)
+		echo "$out" | grep -E '^test .* (ok|FAILED|ignored)$|^test result:|panicked|error(\[|:)' |
+			sed "s|^|[host:$c] |"
+		p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1/p' | paste -sd+ | bc)
+		f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\2/p' | paste -sd+ | bc)
+		s=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\3/p' | paste -sd+ | bc)
+		if ! echo "$out" | grep -q '^test result:'; then
+			echo "$out" | tail -30 >&2
+			f=1
+		fi
+		count "cargo test $c" "${p:-0}" "${f:-0}" "${s:-0}"
+	done
+}
