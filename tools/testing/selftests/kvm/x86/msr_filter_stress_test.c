@@ -13,7 +13,7 @@
  *
  * Usage: msr_filter_stress_test [-i iterations] [-s seconds] [-v vcpus]
  *        (or MSR_FILTER_STRESS_ITERS / MSR_FILTER_STRESS_SECS in the
- *        environment; defaults 10000 sets, stopping early after 90 s)
+ *        environment; defaults 10000 sets, stopping early after 60 s)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,7 +37,7 @@
 #define MAX_VCPUS	4
 
 static unsigned long iterations = 10000;
-static unsigned long max_seconds = 90;
+static unsigned long max_seconds = 60;
 static int nr_vcpus = 2;
 static atomic_bool stop;
 
