@@ -575,6 +575,7 @@ KVM_ONE_VCPU_TEST(msr_exit, range_wrap_never_matches, NULL)
  */
 KVM_ONE_VCPU_TEST(msr_exit, x2apic_never_filtered, NULL)
 {
+	static u8 deny_x2apic[32], deny_low[KVM_MSR_FILTER_MAX_BITMAP_SIZE];
 	struct kvm_msr_filter f = { .flags = KVM_MSR_FILTER_DEFAULT_DENY };
 	u64 id, tpr;
 	struct probe p;
@@ -586,9 +587,9 @@ KVM_ONE_VCPU_TEST(msr_exit, x2apic_never_filtered, NULL)
 
 	vm_enable_cap(vcpu->vm, KVM_CAP_X86_USER_SPACE_MSR, ALL_REASONS);
 	mf_range(&f, 0, KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, 0x800, 0x100,
-		 (u8[32]){ 0 });
+		 deny_x2apic);
 	mf_range(&f, 1, KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, 0, 0x3000,
-		 (u8[0x600]){ 0 });
+		 deny_low);
 	MF_ASSERT_ERRNO(mf_set(vcpu->vm, &f), 0);
 
 	/* The filter is in force for ordinary MSRs... */

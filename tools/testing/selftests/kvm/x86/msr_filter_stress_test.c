@@ -90,11 +90,10 @@ static void *vcpu_thread(void *arg)
 			TEST_FAIL("vCPU %u: exit for MSR 0x%x (allowed by both filters)",
 				  vcpu->id, run->msr.index);
 		}
-		if (rd) {
+		if (rd)
 			run->msr.data = MARK(run->msr.index);
-		} else {
+		else
 			TEST_ASSERT_EQ(run->msr.data, m ? VAL_C : VAL_A);
-		}
 		st->exits[m][!rd]++;
 	}
 	return st;

@@ -21,8 +21,8 @@
 				 KVM_MSR_EXIT_REASON_FILTER)
 
 /* One deny bit for a single-MSR range (8 bytes: KVM reads whole longs). */
-static u64 mf_zero_bits __attribute__((unused));
-static u64 mf_ones_bits __attribute__((unused)) = ~0ull;
+static u64 mf_zero_bits __maybe_unused;
+static u64 mf_ones_bits __maybe_unused = ~0ull;
 
 static inline void mf_range(struct kvm_msr_filter *f, int slot, u32 flags,
 			    u32 base, u32 nmsrs, void *bitmap)
