@@ -80,8 +80,7 @@ impl core::fmt::Display for Command {
     }
 }
 
-/// Parses `read:X`/`write:X=V` style arguments are handled by the CLI; this
-/// helper parses a number in decimal or `0x` hexadecimal.
+/// Parses a number in decimal or `0x` hexadecimal; `_` separators are allowed.
 pub fn parse_u64(s: &str) -> Option<u64> {
     let s = s.trim().replace('_', "");
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {

@@ -8,6 +8,7 @@
 //! (cargo test reports them as ignored). If /dev/kvm disappears between
 //! build and run, each test prints `SKIP:` and returns, unless
 //! `MSR_VMM_REQUIRE_KVM=1` is set, in which case it fails.
+//! `MSR_VMM_NO_KVM=1` (at build and run time) pretends KVM is absent.
 
 use msr_vmm::guest::Command::{self, Read, Write};
 use msr_vmm::policy::Policy;
@@ -16,11 +17,12 @@ use msr_vmm::vmm::{self, Action, Config, Dir, Outcome, Report, Topology};
 const EXAMPLE: &str = include_str!("../policies/intel-example.toml");
 
 fn kvm_usable() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
+    let ok = std::env::var_os("MSR_VMM_NO_KVM").is_none()
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
     if !ok {
         assert!(
             std::env::var_os("MSR_VMM_REQUIRE_KVM").is_none(),
