@@ -212,6 +212,17 @@ mod tests {
     }
 
     #[test]
+    fn topology_overrides_an_allowed_0x35_read() {
+        let p = Policy::parse("[[allow]]\nmsrs = [0x35, 0x36]\n").expect("parses");
+        let f = Filter::from_policy(&p, true).expect("fits");
+        assert!(!f.allows(0x35, false) && f.allows(0x35, true));
+        assert!(f.allows(0x36, false));
+        let f = Filter::from_policy(&p, false).expect("fits");
+        assert!(f.allows(0x35, false));
+        assert_eq!(f.ranges.len(), 1);
+    }
+
+    #[test]
     fn too_many_ranges() {
         let text: String = (0..17)
             .map(|i| format!("[[allow]]\nmsrs = [{}]\n", i * 0x10000))
