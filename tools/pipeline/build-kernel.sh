@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# build-kernel.sh [default|debug]: configure and build the patched kernel
+# build-kernel.sh [default|debug|norust]: configure and build the patched kernel
 # out of tree and print the build directory (bzImage is
 # arch/x86/boot/bzImage in it).
 #
@@ -19,7 +19,8 @@ FRAGS=("$CFG_DIR/base.config")
 case "$FLAVOUR" in
 default) ;;
 debug) FRAGS+=("$CFG_DIR/debug.config") ;;
-*) die "unknown flavour '$FLAVOUR' (default or debug)" ;;
+norust) FRAGS+=("$CFG_DIR/norust.config") ;;
+*) die "unknown flavour '$FLAVOUR' (default, debug or norust)" ;;
 esac
 
 SRC=$("$(dirname "$0")/prepare-tree.sh")

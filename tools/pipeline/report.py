@@ -70,6 +70,13 @@ def parse(lines):
     return tests, problems, state
 
 
+def status(rc):
+    # coreutils timeout exits 124, busybox's 143 (the SIGTERM it sends).
+    if rc in (124, 143):
+        return f'timed out (exit status {rc})'
+    return f'exit status {rc}'
+
+
 def judge(label, out, rc):
     """Turn one binary's output and exit status into results."""
     res = []
@@ -91,9 +98,9 @@ def judge(label, out, rc):
         elif rc == 4:   # KSFT_SKIP
             res.append((label, 'skip', 'exit status 4 (KSFT_SKIP)'))
         else:
-            res.append((label, 'fail', f'exit status {rc}'))
+            res.append((label, 'fail', status(rc)))
     elif rc not in (0, 4) and not any(s == 'fail' for _, s, _ in res):
-        res.append((label, 'fail', f'exit status {rc} although every TAP line passed'))
+        res.append((label, 'fail', f'{status(rc)} although every TAP line passed'))
     if any(s == 'fail' for _, s, _ in res):
         tail = [l for l in out if l.strip()][-15:]
         res = [(n, s, d if s != 'fail' or d else '\n      '.join([''] + tail))
@@ -137,7 +144,8 @@ def main():
     for r in reasons[:40]:
         print(f'PROBLEM {r}')
     if reasons:
-        ctx = [l.rstrip() for l in lines if not l.startswith('@@')][-25:]
+        ctx = [l.rstrip() for l in lines
+               if l.strip() and not l.startswith('@@')][-25:]
         print('--- last console lines ---')
         print('\n'.join(ctx))
         print('---')

@@ -9,7 +9,8 @@
 //! - `kvm_msr_allowed()`: the lookup, under SRCU read protection of `kvm->srcu`;
 //! - `KVM_X86_SET_MSR_FILTER` and its compat form: copy, validation and build, publication
 //!   under `kvm->lock`, grace period outside it, free;
-//! - `KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)` and the exit to userspace.
+//! - `KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)`, the exit to userspace and its
+//!   `complete_userspace_io` completions.
 //!
 //! C header: [`arch/x86/kvm/msrs.h`](srctree/arch/x86/kvm/msrs.h)
 
@@ -40,9 +41,12 @@ mod core_filter {
 use core_filter::{
     desc::FilterDesc,
     errno::Errno,
-    exit::{check_user_space_msr_cap, msr_exit, MsrDir},
+    exit::{
+        check_user_space_msr_cap, complete, msr_exit, Completion, CompletionKind, MsrDir, MsrRun,
+        RegWrite,
+    },
     filter::{build, is_x2apic_msr, Filter, FilterAlloc},
-    uapi::{COMPAT_FILTER_SIZE, KVM_EXIT_X86_RDMSR, NATIVE_FILTER_SIZE},
+    uapi::{COMPAT_FILTER_SIZE, KVM_EXIT_X86_RDMSR, KVM_RUN_MSR_SIZE, NATIVE_FILTER_SIZE},
 };
 
 /// The filter object installed in a VM.
@@ -255,4 +259,70 @@ pub unsafe extern "C" fn kvm_rs_msr_user_space(
         }
     }
     true
+}
+
+// vCPU operations that KVM's C code provides for the completions (arch/x86/kvm/msrs.c).
+extern "C" {
+    fn kvm_rs_vcpu_run_msr(vcpu: *mut c_void) -> *mut c_void;
+    fn kvm_rs_vcpu_write_edx_eax(vcpu: *mut c_void, rax: u64, rdx: u64);
+    fn kvm_rs_vcpu_write_imm_reg(vcpu: *mut c_void, data: u64);
+    fn kvm_rs_vcpu_complete_insn(vcpu: *mut c_void, err: c_int) -> c_int;
+    fn kvm_rs_vcpu_complete_emulated(vcpu: *mut c_void, err: c_int) -> c_int;
+}
+
+// `enum kvm_rs_msr_completion` (arch/x86/kvm/msrs.h).
+const KVM_RS_MSR_FAST_RDMSR: u32 = 0;
+const KVM_RS_MSR_FAST_RDMSR_IMM: u32 = 1;
+const KVM_RS_MSR_FAST_ACCESS: u32 = 2;
+const KVM_RS_MSR_EMULATED_RDMSR: u32 = 3;
+const KVM_RS_MSR_EMULATED_ACCESS: u32 = 4;
+
+/// The `complete_userspace_io` callback of an MSR exit, run when userspace re-enters `KVM_RUN`.
+///
+/// `kind` says which callback the exit was set up with. `kvm_run.msr` is read once, so the
+/// register write and the #GP decision always agree even if userspace changes it concurrently.
+/// Returns what the C callback would: 1 to re-enter the guest, 0 to exit to userspace, or a
+/// negative errno.
+///
+/// # Safety
+///
+/// `vcpu` must be the running `struct kvm_vcpu` whose MSR exit is being completed.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_complete_msr(vcpu: *mut c_void, kind: u32) -> c_int {
+    let (ck, emulated) = match kind {
+        KVM_RS_MSR_FAST_RDMSR => (CompletionKind::Rdmsr, false),
+        KVM_RS_MSR_FAST_RDMSR_IMM => (CompletionKind::RdmsrImm, false),
+        KVM_RS_MSR_FAST_ACCESS => (CompletionKind::Wrmsr, false),
+        KVM_RS_MSR_EMULATED_RDMSR => (CompletionKind::Rdmsr, true),
+        KVM_RS_MSR_EMULATED_ACCESS => (CompletionKind::Wrmsr, true),
+        _ => return EINVAL.to_errno(),
+    };
+    // SAFETY: the caller passes a valid vCPU; the result points to its `kvm_run.msr`.
+    let src = unsafe { kvm_rs_vcpu_run_msr(vcpu) }.cast::<u8>();
+    let mut raw = [0u8; KVM_RUN_MSR_SIZE];
+    for (i, b) in raw.iter_mut().enumerate() {
+        // SAFETY: `src` points to the 24-byte `msr` member of the mapped `kvm_run`; volatile
+        // reads because userspace shares this memory.
+        *b = unsafe { core::ptr::read_volatile(src.add(i)) };
+    }
+    let err = match complete(ck, &MsrRun::from_bytes(&raw)) {
+        Completion::Fault(error) => c_int::from(error),
+        Completion::Done(write) => {
+            match write {
+                // SAFETY: `vcpu` is valid and running (caller's guarantee).
+                RegWrite::EdxEax { rax, rdx } => unsafe { kvm_rs_vcpu_write_edx_eax(vcpu, rax, rdx) },
+                // SAFETY: as above; the target register was saved when the exit was set up.
+                RegWrite::Gpr(data) => unsafe { kvm_rs_vcpu_write_imm_reg(vcpu, data) },
+                RegWrite::None => {}
+            }
+            0
+        }
+    };
+    if emulated {
+        // SAFETY: `vcpu` is valid and running; it exited from the instruction emulator.
+        unsafe { kvm_rs_vcpu_complete_emulated(vcpu, err) }
+    } else {
+        // SAFETY: `vcpu` is valid and running; it exited from an intercepted instruction.
+        unsafe { kvm_rs_vcpu_complete_insn(vcpu, err) }
+    }
 }
