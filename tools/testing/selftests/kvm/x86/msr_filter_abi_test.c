@@ -285,8 +285,14 @@ KVM_ONE_VCPU_TEST(msr_abi, host_access_unfiltered, NULL)
 	vm_ioctl(vcpu->vm, KVM_X86_SET_MSR_FILTER, &f);
 
 	for (i = 0; i < ARRAY_SIZE(msrs); i++) {
+		/*
+		 * SYSENTER_ESP/EIP are 32-bit MSRs for a vCPU that is not
+		 * Intel-compatible (AMD, QEMU TCG's SVM).
+		 */
 		want = (msrs[i] == MSR_IA32_CR_PAT) ? 0x0007040600070406ull :
 		       (msrs[i] == MSR_IA32_SYSENTER_CS) ? 0x10 :
+		       (msrs[i] == MSR_IA32_SYSENTER_ESP ||
+			msrs[i] == MSR_IA32_SYSENTER_EIP) ? 0x80001000ull + i * 0x10 :
 		       0xffffffff80001000ull + i * 0x10;
 		TEST_ASSERT_EQ(_vcpu_set_msr(vcpu, msrs[i], want), 1);
 		TEST_ASSERT_EQ(vcpu_get_msr(vcpu, msrs[i]), want);

@@ -30,8 +30,12 @@
 #define MSR_A		MSR_IA32_SYSENTER_ESP
 #define MSR_B		MSR_IA32_SYSENTER_EIP
 #define MSR_C		MSR_KERNEL_GS_BASE
-#define VAL_A		0xffffffff8000a000ull
-#define VAL_B		0xffffffff8000b000ull
+/*
+ * SYSENTER_ESP/EIP keep only 32 bits for a vCPU that is not Intel-compatible
+ * (an AMD host, or QEMU TCG's SVM), so A and B use 32-bit values.
+ */
+#define VAL_A		0x8000a000ull
+#define VAL_B		0x8000b000ull
 #define VAL_C		0xffffffff8000c000ull
 #define MARK(msr)	(0x5a5a000000000000ull | (msr))
 #define MAX_VCPUS	4
