@@ -42,7 +42,7 @@ echo WARNING > /sys/kernel/debug/provoke-crash/DIRECT
 S
 chmod +x "$w/t1"/*.sh
 printf 'pass pass.sh\nfail fail.sh\nhang hang.sh\nwarn warn.sh\n' > "$w/t1/tests.list"
-printf 'MODE=check\nTEST_TIMEOUT=10\n' > "$w/conf1"
+printf 'MODE=check\nTEST_TIMEOUT=10\nIMPLS=default\n' > "$w/conf1"
 "$(dirname "$0")/mkinitramfs.sh" "$w/i1.gz" "$w/conf1" "$w/t1"
 QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i1.gz" "$w/log1" 2>/dev/null
 python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log1" > "$w/r1"
