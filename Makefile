@@ -7,18 +7,25 @@
 #                the pipeline's own checks); ends with "N passed, M failed"
 #   make run     boot the patched kernel and run CMD in it (default: the
 #                sample VMM's demo); see README.md
+#   make bench   Rust/C ratios measured side by side in one boot
+#   make docs    the ABI reference and design documents (Sphinx, no warnings)
+#   make series  the kernel change as one git-am series, in build/series
+#   make kernel-tree / make patches
+#                an editable git tree of the patched kernel (~/.cache/...)
+#                / write its commits back to patches/
 #
-# Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default debug"
-# (check), FLAVOUR=debug (run, kernel), CMD='...', SHARE=dir (run), JOBS=N.
+# Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default debug
+# norust" (check), FLAVOUR=debug|norust (run, kernel), CMD='...', SHARE=dir
+# (run), JOBS=N.
 
 PIPE := tools/pipeline
 
-.PHONY: all check run kernel kernel-debug host-test pipeline-selftest setup help
+.PHONY: all check run bench docs series kernel-tree patches kernel host-test pipeline-selftest setup help
 
 all: help
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,22p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	bash $(PIPE)/setup-host.sh
@@ -32,8 +39,20 @@ run:
 kernel:
 	bash $(PIPE)/build-kernel.sh $(or $(FLAVOUR),default)
 
-kernel-debug:
-	bash $(PIPE)/build-kernel.sh debug
+bench:
+	bash $(PIPE)/bench.sh
+
+docs:
+	bash $(PIPE)/docs.sh
+
+series:
+	bash $(PIPE)/export-series.sh build/series
+
+kernel-tree:
+	bash $(PIPE)/kernel-tree.sh
+
+patches:
+	bash $(PIPE)/kernel-tree.sh save
 
 host-test:
 	bash -c '. $(PIPE)/lib.sh; count() { :; }; . $(PIPE)/host-tests.sh; run_host_tests'

@@ -8,9 +8,8 @@
 # patches/*.patch are the changes to upstream files; the files this
 # repository keeps at their kernel path are folded into the series: the
 # core crate (rust/msr_filter/src) as a patch of its own before the first
-# patch touching arch/x86/kvm, new files under arch/ into the first patch
-# touching arch/, and new files under Documentation/ into the first patch
-# touching Documentation/.
+# patch touching arch/x86/kvm, and the new files under Documentation/ into
+# the first patch touching Documentation/.
 set -euo pipefail
 LOG_TAG=series
 . "$(dirname "$0")/lib.sh"
@@ -52,7 +51,7 @@ for p in "$TOP"/patches/*.patch; do
 	fi
 	git am -q --keep-cr "$p" || die "git am failed on ${p##*/}"
 	# Fold the new files of a subsystem into the first patch touching it.
-	for d in arch Documentation; do
+	for d in Documentation; do
 		case " $folded " in *" $d "*) continue ;; esac
 		grep -q "^+++ b/$d/" "$p" || continue
 		[ -d "$TOP/$d" ] || continue
