@@ -3,8 +3,8 @@
 #
 # `make check`: install what is missing, run the host-side Rust tests,
 # build the patched kernel and the KVM selftests, boot the kernel under
-# QEMU and run every test in it, then run the pipeline's own broken-case
-# checks.  Ends with one line "N passed, M failed".
+# QEMU and run every test in it, build the documentation, then run the
+# pipeline's own broken-case checks.  Ends with one line "N passed, M failed".
 #
 # Environment: FLAVOURS (default "default"; "default debug" adds the debug
 # kernel), KDIR, PIPELINE_SELFTEST=0 to skip the broken-case checks,
@@ -69,7 +69,18 @@ for flavour in $FLAVOURS; do
 	count "guest tests ($flavour)" "${p:-0}" "${f:-1}" "$s"
 done
 
-# 6. The pipeline's own tests: deliberately broken runs must be caught.
+# 6. The documentation builds with the kernel's Sphinx setup, no warnings.
+log "building the documentation"
+if bash "$TOP/tools/pipeline/docs.sh" > "$RESULTS/docs.log" 2>&1; then
+	echo "PASS docs: Documentation/virt/kvm/x86 builds without warnings"
+	count docs 1 0 0
+else
+	tail -20 "$RESULTS/docs.log" >&2
+	echo "FAIL docs: see $RESULTS/docs.log"
+	count docs 0 1 0
+fi
+
+# 7. The pipeline's own tests: deliberately broken runs must be caught.
 if [ "${PIPELINE_SELFTEST:-1}" = 1 ]; then
 	B=$CACHE/build/$KVER-default
 	[ -n "${KDIR:-}" ] && B=$("$TOP/tools/pipeline/build-kernel.sh" default 2>/dev/null)
