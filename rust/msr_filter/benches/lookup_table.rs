@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! Printing harness for the lookup benchmark: for every case (1, 4, 16
+//! ranges; hit in the last range, miss), times `REPS` batches of `ITERS`
+//! lookups of the crate's tables and of the linear-scan model, interleaved,
+//! and prints ns/lookup as median, min and max plus the speedup
+//! (linear / table, so > 1 means the Rust tables are faster).
+//!
+//! `cargo bench --bench lookup_table [-- --reps R --iters N]`.
+//! Besides the table it prints machine-readable lines
+//! `RESULT host_lookup_<case> <c|rust> <median> <min> <max> ns`, where `c` is
+//! the linear-scan model of upstream's C loop.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use msr_filter::{Filter, MsrAccess};
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[derive(Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Stats {
+        median,
+        min: v[0],
+        max: v[n - 1],
+    }
+}
+
+/// ns per lookup of one batch of `iters` lookups of the tables.
+fn batch_rust(f: &Filter<Vec<u8>>, index: u32, iters: u64) -> f64 {
+    let t = Instant::now();
+    for _ in 0..iters {
+        black_box(common::rust_allowed(f, black_box(index), MsrAccess::Read));
+    }
+    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// ns per lookup of one batch of `iters` lookups of the linear model.
+fn batch_linear(f: &common::LinearFilter, index: u32, iters: u64) -> f64 {
+    let t = Instant::now();
+    for _ in 0..iters {
+        black_box(f.allowed(black_box(index), MsrAccess::Read.flag()));
+    }
+    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes `--bench`; `--quick` shortens the run.
+    let quick = args.iter().any(|a| a == "--quick");
+    let reps = arg(&args, "--reps", if quick { 5 } else { 15 }).max(1) as usize;
+    let iters = arg(&args, "--iters", if quick { 200_000 } else { 2_000_000 }).max(1);
+
+    common::self_check();
+    println!(
+        "# host lookup: {reps} batches of {iters} lookups per case, ns/lookup median (min-max)"
+    );
+    println!(
+        "# c = plain linear scan (model of upstream kvm_msr_allowed), rust = msr_filter::Filter::allowed"
+    );
+    println!(
+        "{:<10} {:>26} {:>26} {:>9}",
+        "case", "c linear", "rust table", "c/rust"
+    );
+    for (name, n, index, _) in common::cases() {
+        let rf = common::rust_filter(n);
+        let lf = common::LinearFilter::new(n);
+        // Warm up caches and the branch predictors.
+        batch_rust(&rf, index, iters / 10 + 1);
+        batch_linear(&lf, index, iters / 10 + 1);
+        let (mut r, mut c) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            c.push(batch_linear(&lf, index, iters));
+            r.push(batch_rust(&rf, index, iters));
+        }
+        let (c, r) = (stats(c), stats(r));
+        let fmt = |s: Stats| format!("{:.2} ({:.2}-{:.2})", s.median, s.min, s.max);
+        println!(
+            "{:<10} {:>26} {:>26} {:>8.2}x",
+            name,
+            fmt(c),
+            fmt(r),
+            c.median / r.median
+        );
+        for (imp, s) in [("c", c), ("rust", r)] {
+            println!(
+                "RESULT host_lookup_{name} {imp} {:.3} {:.3} {:.3} ns",
+                s.median, s.min, s.max
+            );
+        }
+    }
+    println!(
+        "# host object sizes: rust Filter<Vec<u8>> {} bytes (+ bitmaps), c kvm_x86_msr_filter 392 bytes (+ bitmaps)",
+        std::mem::size_of::<Filter<Vec<u8>>>()
+    );
+}
