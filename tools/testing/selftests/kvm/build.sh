@@ -11,6 +11,8 @@
 #   OUTDIR  where everything is built.  On success it contains:
 #             OUTDIR/tests.list  one line per test, in run order:
 #                                "<name> <binary path relative to OUTDIR> [args...]"
+#             OUTDIR/bench.list  the same for benchmarks (not tests; run
+#                                by tools/pipeline/bench.sh)
 #             OUTDIR/kvm/x86/*   the binaries (all static, no libc needed)
 #
 # Environment:
@@ -39,6 +41,8 @@ CC=${CC:-gcc}
 # Our tests, in run order (upstream's test runs first).
 OUR_TESTS="msr_filter_abi_test msr_filter_exit_test msr_filter_nested_test
 msr_filter_stress_test"
+# Benchmarks: built like the tests, listed in bench.list, not tests.list.
+OUR_BENCHES="msr_filter_bench"
 
 SRC=$OUT/src
 HDR=$SRC/usr
@@ -131,7 +135,7 @@ test -e "$HDR/include/linux/kvm.h"
 #    headers) is not needed by these tests and is left out.
 # ---------------------------------------------------------------------------
 PROGS="x86/userspace_msr_exit_test"
-for t in $OUR_TESTS; do
+for t in $OUR_TESTS $OUR_BENCHES; do
 	PROGS="$PROGS x86/$t"
 done
 
@@ -190,3 +194,10 @@ else
 fi
 mv "$LIST.tmp" "$LIST"
 log "done; $(wc -l < "$LIST") tests listed in $LIST"
+LIST=$OUT/bench.list
+: > "$LIST.tmp"
+for b in $OUR_BENCHES; do
+	add "$b" "kvm/x86/$b"
+done
+mv "$LIST.tmp" "$LIST"
+log "$(wc -l < "$LIST") benchmark(s) listed in $LIST"
