@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: Rust/C comparison of the MSR filter, measured side by side.
+#
+#  1. On the host: the core crate's lookup (compiled tables) against a plain
+#     linear-scan model of upstream's loop (cargo bench --bench lookup_table).
+#  2. In one boot of the patched kernel under QEMU: msr_filter_bench (the
+#     KVM selftest in tools/testing/selftests/kvm/x86) measures both
+#     implementations, flipping kvm.msr_filter_rust between VM creations:
+#     in-kernel lookup cost, KVM_X86_SET_MSR_FILTER latency with busy vCPUs,
+#     userspace exit round trip, memory per installed filter.
+#  3. One table: every figure is the median of repeated runs with (min-max);
+#     the last column is C/Rust, the factor by which Rust's figure is lower
+#     (every metric here is lower-is-better), checked against the goals.
+#
+# Environment:
+#   QUICK=1          fewer repetitions (a smoke run, a few minutes)
+#   BENCH_ARGS='..'  arguments for msr_filter_bench in the guest (replace
+#                    the defaults; see the usage line in its source)
+#   HOST_BENCH=0     skip the host lookup benchmark
+#   CRITERION=1      also run the criterion benchmark (cargo bench --bench
+#                    lookup -- --quick) and show its estimates
+#   HOST_KVM=1       also run msr_filter_bench on this host's /dev/kvm (its
+#                    own, usually upstream, KVM: a C-only reference)
+#   SMP, MEM, BOOT_TIMEOUT, FLAVOUR, KDIR   as for make run
+#
+# bench.sh --table FILE...  only prints the table for files of RESULT lines
+# ("RESULT <metric> <c|rust> <median> <min> <max> <unit>", "# " comments).
+set -uo pipefail
+LOG_TAG=bench
+. "$(dirname "$0")/lib.sh"
+
+RESULTS=$CACHE/results
+BENCH_TARGET=$CACHE/target/msr_filter-bench
+
+print_table() {
+	python3 - "$@" <<'PY'
+import re, sys
+
+rows = {}      # metric -> {impl: (median, min, max, unit)}
+order = []
+notes = []
+means = {}     # metric -> {impl: "value unit"}
+for path in sys.argv[1:]:
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            m = re.match(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)$", line)
+            if m:
+                metric, impl, med, lo, hi, unit = m.groups()
+                try:
+                    vals = (float(med), float(lo), float(hi), unit)
+                except ValueError:
+                    notes.append(f"unparsable: {line}")
+                    continue
+                if metric not in rows:
+                    rows[metric] = {}
+                    order.append(metric)
+                rows[metric][impl] = vals
+            elif line.startswith("# mean "):
+                p = line.split()
+                if len(p) >= 6:
+                    means.setdefault(p[2], {})[p[3]] = f"{float(p[4]):.1f} {p[5]}"
+            elif line.startswith("SKIP "):
+                notes.append(line)
+            elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):
+                notes.append(line[2:])
+
+def goal(metric):
+    """(description, minimum C/Rust factor) or None."""
+    m = re.match(r"^(?:host_)?lookup_(\d+)r_", metric)
+    if m:
+        n = int(m.group(1))
+        if n >= 16:
+            return (">=4x", 4.0)
+        if n == 1:
+            return ("not slower", 1.0)
+        return None
+    if metric.startswith("setlat_"):
+        return (">=100x", 100.0)
+    if metric.startswith("exit_rt"):
+        return ("within 5%", 1 / 1.05)
+    return None
+
+def fmt(v):
+    if v is None:
+        return "-"
+    med, lo, hi, unit = v
+    def n(x):
+        if x >= 1000 or x == int(x):
+            return f"{x:.0f}"
+        return f"{x:.3g}" if x < 10 else f"{x:.1f}"
+    if lo == hi == med:
+        return f"{n(med)} {unit}"
+    return f"{n(med)} ({n(lo)}-{n(hi)}) {unit}"
+
+hdr = ("metric", "C median (min-max)", "Rust median (min-max)", "C/Rust", "goal")
+out = [hdr]
+missed = 0
+for metric in order:
+    r = rows[metric]
+    c, rs = r.get("c"), r.get("rust")
+    ratio, g = "-", ""
+    if c and rs and rs[0] > 0:
+        x = c[0] / rs[0]
+        ratio = f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
+        gl = goal(metric)
+        if gl:
+            ok = x >= gl[1]
+            missed += not ok
+            g = f"{gl[0]}: {'met' if ok else 'MISSED'}"
+    out.append((metric, fmt(c), fmt(rs), ratio, g))
+w = [max(len(row[i]) for row in out) for i in range(len(hdr))]
+for i, row in enumerate(out):
+    print(" | ".join(col.ljust(w[j]) for j, col in enumerate(row)).rstrip())
+    if i == 0:
+        print("-+-".join("-" * x for x in w))
+print("C/Rust = C median / Rust median: how many times lower Rust's figure is (> 1: Rust better).")
+for metric in order:
+    if metric.startswith("setlat_") and metric in means:
+        print(f"mean {metric}: " + ", ".join(f"{k} {v}" for k, v in sorted(means[metric].items())))
+for n in notes:
+    print("note:", n)
+if missed:
+    print(f"{missed} goal(s) missed")
+PY
+}
+
+if [ "${1:-}" = --table ]; then
+	shift
+	print_table "$@"
+	exit $?
+fi
+
+mkdir -p "$RESULTS"
+host_out=$RESULTS/bench-host.txt
+guest_out=$RESULTS/bench-guest.txt
+hostkvm_out=$RESULTS/bench-host-kvm.txt
+: > "$host_out"
+: > "$guest_out"
+: > "$hostkvm_out"
+
+if [ "${QUICK:-0}" = 1 ]; then
+	HOST_ARGS=(--quick)
+	GUEST_ARGS=${BENCH_ARGS:-"-r 5 -n 100000 -s 9 -e 300 -v 2"}
+else
+	HOST_ARGS=()
+	GUEST_ARGS=${BENCH_ARGS:-"-r 9 -n 300000 -s 25 -e 1000 -v 2"}
+fi
+
+bash "$TOP/tools/pipeline/setup-host.sh" >&2 || die "host setup failed"
+
+# 1. Host lookup benchmark, before QEMU runs so that the two do not compete.
+if [ "${HOST_BENCH:-1}" = 1 ]; then
+	log "host: cargo bench --bench lookup_table ${HOST_ARGS[*]}"
+	(cd "$TOP/rust/msr_filter" && CARGO_TARGET_DIR=$BENCH_TARGET \
+		cargo bench --locked -j1 --quiet --bench lookup_table -- "${HOST_ARGS[@]}") \
+		> "$host_out" 2> "$RESULTS/bench-host.log" ||
+		{ tail -20 "$RESULTS/bench-host.log" >&2; log "warning: host benchmark failed"; }
+	if [ "${CRITERION:-0}" = 1 ]; then
+		log "host: cargo bench --bench lookup -- --quick (criterion)"
+		(cd "$TOP/rust/msr_filter" && CARGO_TARGET_DIR=$BENCH_TARGET \
+			cargo bench --locked -j1 --quiet --bench lookup -- --quick) 2>&1 |
+			grep -E '^lookup/|time:' | paste - - | sed 's/  */ /g' > "$RESULTS/bench-criterion.txt"
+	fi
+fi
+
+# 2. Kernel, selftests (with the benchmark), one boot.
+B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
+SRC=$("$TOP/tools/pipeline/prepare-tree.sh" 2>/dev/null) || die "prepare-tree failed"
+T=$CACHE/selftests/bench-${FLAVOUR:-default}
+log "building the KVM selftests and msr_filter_bench into $T"
+bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$RESULTS/bench-selftests-build.log" 2>&1 ||
+	{ tail -30 "$RESULTS/bench-selftests-build.log" >&2; die "selftest build failed"; }
+bin=$(awk '$1 == "msr_filter_bench" { print $2 }' "$T/bench.list" 2>/dev/null)
+[ -n "$bin" ] && [ -x "$T/$bin" ] || die "msr_filter_bench missing from $T/bench.list"
+
+if [ "${HOST_KVM:-0}" = 1 ]; then
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		log "host KVM ($(uname -r)): $bin $GUEST_ARGS"
+		# shellcheck disable=SC2086
+		"$T/$bin" $GUEST_ARGS > "$hostkvm_out" 2>&1 || log "warning: host KVM run failed"
+	else
+		log "HOST_KVM=1 but /dev/kvm is not usable"
+	fi
+fi
+
+conf=$(mktemp)
+trap 'rm -f "$conf"' EXIT
+CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $GUEST_ARGS"
+printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
+"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$T"
+log "booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs): $bin $GUEST_ARGS"
+start=$(date +%s)
+QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/tools/pipeline/boot.sh" \
+	"$B/arch/x86/boot/bzImage" "$RESULTS/bench-initramfs.cpio.gz" "$RESULTS/console-bench.log"
+qs=$?
+log "guest finished in $(( $(date +%s) - start ))s (QEMU status $qs)"
+sed -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}' "$RESULTS/console-bench.log" | tr -d '\r' > "$guest_out"
+python3 "$TOP/tools/pipeline/report.py" --qemu-status "$qs" --expect-cmd --summary-only \
+	"$RESULTS/console-bench.log" 2>/dev/null | grep -v '^guest:' >&2
+rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$RESULTS/console-bench.log" | tr -d '\r' | tail -1)
+
+# 3. The table.
+{
+	echo "== make bench: MSR filter, Rust vs C =="
+	echo "machine: host $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) CPUs, kernel $(uname -r)"
+	echo "machine: guest = patched $KVER kernel under QEMU TCG (-cpu max, ${SMP:-2} vCPUs, ${MEM:-2G}); nested KVM is SVM on TCG, so absolute figures are slow, ratios are what counts"
+	grep -h '^# \(guest\|msr_filter_bench\)' "$guest_out" | sed 's/^# /machine: /'
+	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = linear-scan model of upstream, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
+	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm.msr_filter_rust flipped between VM creations), interleaved where the VMs can coexist"
+	echo "method: lookup_* = in-kernel kvm_msr_allowed() loop via debugfs msr_filter_bench (ns/lookup); setlat_<R>r_<N>vcpu = KVM_X86_SET_MSR_FILTER wall time with N vCPUs spinning in KVM_RUN (us); exit_rt = RDMSR -> FILTER exit -> userspace -> guest, per exit (ns); mem_* = debugfs 'bytes:' per installed filter"
+	echo
+	print_table "$host_out" "$guest_out"
+	if [ -s "$hostkvm_out" ]; then
+		echo
+		echo "host KVM reference ($(uname -r), C only; not the patched kernel):"
+		print_table "$hostkvm_out"
+	fi
+	if [ -s "$RESULTS/bench-criterion.txt" ]; then
+		echo
+		echo "criterion (host, --quick):"
+		cat "$RESULTS/bench-criterion.txt"
+	fi
+} | tee "$RESULTS/bench.txt"
+log "raw results: $host_out $guest_out; console: $RESULTS/console-bench.log"
+
+[ "$qs" = 124 ] && die "the guest timed out"
+grep -q '^RESULT ' "$guest_out" || die "the guest produced no RESULT lines (see $RESULTS/console-bench.log)"
+exit "${rc:-1}"
