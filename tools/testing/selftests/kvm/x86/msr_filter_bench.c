@@ -431,6 +431,7 @@ static void setlat_one(const char *impl, int busy, double *out)
 	pthread_t threads[MAX_BUSY];
 	struct kvm_msr_filter fa, fb;
 	volatile u64 *stop = NULL, *spins = NULL;
+	u64 before[MAX_BUSY];
 	struct kvm_vm *vm;
 	double t0, deadline;
 	int i, r;
@@ -458,7 +459,7 @@ static void setlat_one(const char *impl, int busy, double *out)
 	/* Wait until every vCPU runs its loop (slow under TCG). */
 	deadline = now_ns() + 60e9;
 	for (i = 0; i < busy; i++)
-		while (spins[i] < 100) {
+		while (spins[i] < 20) {
 			TEST_ASSERT(now_ns() < deadline, "vCPU %d does not run", i);
 			usleep(1000);
 		}
@@ -468,6 +469,8 @@ static void setlat_one(const char *impl, int busy, double *out)
 
 		vm_ioctl(vm, KVM_X86_SET_MSR_FILTER, f);
 	}
+	for (i = 0; i < busy; i++)
+		before[i] = spins[i];
 	for (r = 0; r < set_reps; r++) {
 		struct kvm_msr_filter *f = r & 1 ? &fa : &fb;
 
@@ -475,10 +478,15 @@ static void setlat_one(const char *impl, int busy, double *out)
 		vm_ioctl(vm, KVM_X86_SET_MSR_FILTER, f);
 		out[r] = (now_ns() - t0) / 1000;
 	}
-	for (i = 0; i < busy; i++)
-		if (spins[i] < 200)
-			printf("# WARNING: %s setlat: vCPU %d barely ran (%llu loops)\n",
-			       impl, i, (unsigned long long)spins[i]);
+	for (i = 0; i < busy; i++) {
+		u64 loops = spins[i] - before[i];
+
+		printf("# setlat %s %d busy: vCPU %d did %llu RDMSR loops during the sets\n",
+		       impl, busy, i, (unsigned long long)loops);
+		if (!loops)
+			printf("# WARNING: %s setlat: vCPU %d did not run during the sets\n",
+			       impl, i);
+	}
 	if (busy)
 		*stop = 1;
 	for (i = 0; i < busy; i++)
