@@ -162,7 +162,8 @@ if [ "${HOST_BENCH:-1}" = 1 ]; then
 		log "host: cargo bench --bench lookup -- --quick (criterion)"
 		(cd "$TOP/rust/msr_filter" && CARGO_TARGET_DIR=$BENCH_TARGET \
 			cargo bench --locked -j1 --quiet --bench lookup -- --quick) 2>&1 |
-			grep -E '^lookup/|time:' | paste - - | sed 's/  */ /g' > "$RESULTS/bench-criterion.txt"
+			grep -oE 'lookup/[a-z_]+/[0-9a-z_]+|time: +\[[^]]*\]' |
+			awk '/^lookup/ { n = $0; next } { $1 = $1; print n, $0 }' > "$RESULTS/bench-criterion.txt"
 	fi
 fi
 
@@ -186,11 +187,15 @@ if [ "${HOST_KVM:-0}" = 1 ]; then
 	fi
 fi
 
+# Only the benchmark goes into the initramfs (the selftest build directory
+# also holds a copy of the kernel's tools/).
 conf=$(mktemp)
-trap 'rm -f "$conf"' EXIT
+stage=$(mktemp -d)
+trap 'rm -rf "$conf" "$stage"' EXIT
+install -D -m 755 "$T/$bin" "$stage/$bin"
 CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $GUEST_ARGS"
 printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
-"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$T"
+"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage"
 log "booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs): $bin $GUEST_ARGS"
 start=$(date +%s)
 QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/tools/pipeline/boot.sh" \
