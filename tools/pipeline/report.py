@@ -123,9 +123,12 @@ def main():
     skipped = sum(1 for _, s, _ in tests if s == 'skip')
     if not a.summary_only:
         for name, s, detail in tests:
-            print(f'{s.upper():4} {name}' + (f'  ({detail})' if detail and s == 'skip' else ''))
-            if s == 'fail' and detail:
-                print(f'      {detail}')
+            if detail and '\n' not in detail:
+                print(f'{s.upper():4} {name}  ({detail})')
+            else:
+                print(f'{s.upper():4} {name}')
+                if s == 'fail' and detail:
+                    print(f'      {detail}')
     reasons = []
     if a.qemu_status == 124:
         reasons.append('the guest timed out')
