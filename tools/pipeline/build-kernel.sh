@@ -51,14 +51,18 @@ if [ ! -f "$B/.config" ] || [ "$(cat "$B/.kvm-msr-cfg" 2>/dev/null)" != "$cfg_id
 	kmake -s olddefconfig >/dev/null
 	# Every value the fragments ask for must have survived: Rust in
 	# particular drops out silently when its toolchain check fails.
+	# A later fragment overrides an earlier one: check the last value of
+	# each symbol.
 	bad=0
+	declare -A wanted=()
 	while IFS= read -r line; do
 		case "$line" in
-		CONFIG_*=*) ;;
-		*) continue ;;
+		CONFIG_*=*) wanted[${line%%=*}]=${line#*=} ;;
 		esac
-		sym=${line%%=*}
-		want=${line#*=}
+	done < <(cat "${FRAGS[@]}")
+	for sym in "${!wanted[@]}"; do
+		want=${wanted[$sym]}
+		line="$sym=$want"
 		if [ "$want" = n ]; then
 			if grep -q "^$sym=" "$B/.config"; then
 				log "config: $sym should be off but is $(grep "^$sym=" "$B/.config")"
@@ -68,7 +72,7 @@ if [ ! -f "$B/.config" ] || [ "$(cat "$B/.kvm-msr-cfg" 2>/dev/null)" != "$cfg_id
 			log "config: wanted $line, got $(grep "^$sym=\|# $sym is" "$B/.config" || echo 'nothing')"
 			bad=1
 		fi
-	done < <(cat "${FRAGS[@]}")
+	done
 	if [ "$bad" = 1 ]; then
 		kmake -s rustavailable >&2 || true
 		die "configuration lost fragment values (see above)"
