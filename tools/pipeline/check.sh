@@ -49,10 +49,24 @@ for flavour in $FLAVOURS; do
 		count "selftest build" 0 1 0
 		continue
 	fi
+	# The sample VMM's demo, recorded on this host's KVM, replayed in the
+	# guest against both implementations.
+	S=$(sample_dir)
+	rm -f "$T/sample_demo.expected"
+	if [ -x "$S/msr-vmm" ] && [ -c /dev/kvm ] && [ -w /dev/kvm ]; then
+		"$S/msr-vmm" --demo 2>/dev/null |
+			sed -e 's/\(rdmsr 0x00000010 *-> \)0x[0-9a-f]*/\1<tsc>/' \
+			> "$T/sample_demo.expected" || rm -f "$T/sample_demo.expected"
+	fi
+	if [ -x "$S/msr-vmm" ]; then
+		install -m 755 "$TOP/tools/pipeline/sample-demo-test.sh" "$T/sample_demo_test.sh"
+		grep -q '^sample_demo ' "$T/tests.list" ||
+			echo "sample_demo sample_demo_test.sh" >> "$T/tests.list"
+	fi
 	conf=$(mktemp)
 	printf 'MODE=check\nTEST_TIMEOUT=%s\nexport STRESS_ITERS=%s\n' \
 		"${TEST_TIMEOUT:-900}" "${STRESS_ITERS:-2000}" > "$conf"
-	"$TOP/tools/pipeline/mkinitramfs.sh" "$T/initramfs.cpio.gz" "$conf" "$T" "$(sample_dir)"
+	"$TOP/tools/pipeline/mkinitramfs.sh" "$T/initramfs.cpio.gz" "$conf" "$T" "$S"
 	rm -f "$conf"
 	log "booting the $flavour kernel and running $(grep -c '^[^#]' "$T/tests.list") test binaries"
 	"$TOP/tools/pipeline/boot.sh" "$B/arch/x86/boot/bzImage" "$T/initramfs.cpio.gz" \

@@ -42,8 +42,11 @@ tail -n +1 -f "$CACHE/results/console-run.log" --pid=$pid 2>/dev/null |
 	sed -u -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}'
 wait $pid
 qs=$?
-python3 "$TOP/tools/pipeline/report.py" --qemu-status $qs --expect-cmd --summary-only \
+# Kernel problems (oops, WARNING, KASAN, ...) and timeouts, if any.
+python3 "$TOP/tools/pipeline/report.py" --qemu-status $qs --summary-only \
 	"$CACHE/results/console-run.log" | grep -v '^guest:' >&2
 rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$CACHE/results/console-run.log" | tail -1)
 [ "$qs" = 124 ] && die "the guest timed out"
-exit "${rc:-1}"
+[ -n "$rc" ] || die "the command did not finish (console: $CACHE/results/console-run.log)"
+[ "$rc" = 0 ] || log "the command exited with status $rc"
+exit "$rc"
