@@ -159,7 +159,7 @@ impl FilterDesc {
     }
 
     /// Encodes the x86-64 layout, with zeroed padding.
-    pub fn to_native(&self) -> [u8; NATIVE_FILTER_SIZE] {
+    pub fn to_native(self) -> [u8; NATIVE_FILTER_SIZE] {
         let mut out = [0u8; NATIVE_FILTER_SIZE];
         put_u32(&mut out, 0, self.flags);
         let mut off = 8;
@@ -174,7 +174,7 @@ impl FilterDesc {
     }
 
     /// Encodes the compat layout; bitmap addresses are truncated to 32 bits.
-    pub fn to_compat(&self) -> [u8; COMPAT_FILTER_SIZE] {
+    pub fn to_compat(self) -> [u8; COMPAT_FILTER_SIZE] {
         let mut out = [0u8; COMPAT_FILTER_SIZE];
         put_u32(&mut out, 0, self.flags);
         let mut off = 4;

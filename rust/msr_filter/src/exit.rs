@@ -78,7 +78,7 @@ pub struct MsrRun {
 
 impl MsrRun {
     /// Encodes the little-endian `kvm_run.msr` layout.
-    pub fn to_bytes(&self) -> [u8; KVM_RUN_MSR_SIZE] {
+    pub fn to_bytes(self) -> [u8; KVM_RUN_MSR_SIZE] {
         let mut out = [0u8; KVM_RUN_MSR_SIZE];
         let (head, rest) = out.split_at_mut(8);
         let (reason, rest) = rest.split_at_mut(4);
