@@ -10,7 +10,9 @@
  * exit, completed with data), then RDMSR of an allowed unknown MSR (#GP
  * through the IVT since only FILTER exits are enabled).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
