@@ -314,8 +314,5 @@ KVM_ONE_VCPU_TEST(msr_abi, host_access_unfiltered, NULL)
 
 int main(int argc, char *argv[])
 {
-	TEST_REQUIRE(kvm_has_cap(KVM_CAP_X86_USER_SPACE_MSR));
-	TEST_REQUIRE(kvm_has_cap(KVM_CAP_X86_MSR_FILTER));
-	mf_host_la57_quirk();
-	return test_harness_run(argc, argv);
+	return mf_test_main(argc, argv);
 }

@@ -859,8 +859,5 @@ TEST(teardown_with_pending_replacement)
 
 int main(int argc, char *argv[])
 {
-	TEST_REQUIRE(kvm_has_cap(KVM_CAP_X86_USER_SPACE_MSR));
-	TEST_REQUIRE(kvm_has_cap(KVM_CAP_X86_MSR_FILTER));
-	mf_host_la57_quirk();
-	return test_harness_run(argc, argv);
+	return mf_test_main(argc, argv);
 }

@@ -226,4 +226,18 @@ static inline bool mf_write_kvm_param(const char *param, const char *val)
 	return ok;
 }
 
+#ifdef __KSELFTEST_HARNESS_H
+/*
+ * main() of the harness-based MSR filter tests: both capabilities, this
+ * host's quirks, then the tests.
+ */
+static inline int mf_test_main(int argc, char *argv[])
+{
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_X86_USER_SPACE_MSR));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_X86_MSR_FILTER));
+	mf_host_la57_quirk();
+	return test_harness_run(argc, argv);
+}
+#endif
+
 #endif /* SELFTEST_KVM_MSR_FILTER_UTIL_H */
