@@ -142,6 +142,15 @@ def main():
             continue
         seen.add((kind, line))
         reasons.append(f'kernel {kind}: {line.strip()}')
+    # Both implementations must give the same outcome for every test.
+    outcome = {}
+    for name, st, _ in tests:
+        impl, sep, rest = name.partition('/')
+        if sep and impl in ('c', 'rust'):
+            outcome.setdefault(rest, {})[impl] = st
+    for rest, by in sorted(outcome.items()):
+        if len(by) == 2 and by['c'] != by['rust']:
+            reasons.append(f'implementations differ on {rest}: c {by["c"]}, rust {by["rust"]}')
     if a.expect_cmd and state['cmd_rc'] not in (0,):
         reasons.append(f'command exit status {state["cmd_rc"]}')
     for r in reasons[:40]:

@@ -63,3 +63,21 @@ rc=$?
 if [ "$rc" != 0 ]; then echo "PASS panicking boot exits non-zero"; else echo "FAIL panicking boot exited 0"; fi
 expect "a boot panic is caught" "$w/r2" '^PROBLEM kernel panic: .*Kernel panic'
 expect "a boot panic says init was not reached" "$w/r2" '^PROBLEM the kernel did not reach /init'
+
+# No boot: the report must flag a test whose outcome differs between the
+# two implementations, even when each run looks fine on its own.
+{
+	echo "@@BOOT-OK synthetic"
+	for impl in c rust; do
+		echo "@@TEST-BEGIN $impl/t"
+		echo "TAP version 13"
+		echo "1..1"
+		if [ "$impl" = c ]; then echo "ok 1 x"; else echo "ok 1 x # SKIP synthetic"; fi
+		echo "@@TEST-END $impl/t rc=0"
+	done
+	echo "@@DONE"
+} > "$w/log3"
+python3 "$(dirname "$0")/report.py" "$w/log3" > "$w/r3"
+rc=$?
+if [ "$rc" != 0 ]; then echo "PASS differing implementations exit non-zero"; else echo "FAIL differing implementations exited 0"; fi
+expect "differing implementations are named" "$w/r3" '^PROBLEM implementations differ on t: x: c pass, rust skip'
