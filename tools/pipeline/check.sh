@@ -54,9 +54,8 @@ for flavour in $FLAVOURS; do
 	S=$(sample_dir)
 	rm -f "$T/sample_demo.expected"
 	if [ -x "$S/msr-vmm" ] && [ -c /dev/kvm ] && [ -w /dev/kvm ]; then
-		"$S/msr-vmm" --demo 2>/dev/null |
-			sed -e 's/\(rdmsr 0x00000010 *-> \)0x[0-9a-f]*/\1<tsc>/' \
-			> "$T/sample_demo.expected" || rm -f "$T/sample_demo.expected"
+		"$S/msr-vmm" --demo 2>/dev/null > "$T/sample_demo.expected" ||
+			rm -f "$T/sample_demo.expected"
 	fi
 	if [ -x "$S/msr-vmm" ]; then
 		install -m 755 "$TOP/tools/pipeline/sample-demo-test.sh" "$T/sample_demo_test.sh"
