@@ -169,7 +169,8 @@ fi
 
 # 2. Kernel, selftests (with the benchmark), one boot.
 B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
-SRC=$("$TOP/tools/pipeline/prepare-tree.sh" 2>/dev/null) || die "prepare-tree failed"
+# build-kernel.sh prepared the tree; kbuild links it from the build dir.
+SRC=$(readlink -f "$B/source")
 T=$CACHE/selftests/bench-${FLAVOUR:-default}
 log "building the KVM selftests and msr_filter_bench into $T"
 bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$RESULTS/bench-selftests-build.log" 2>&1 ||

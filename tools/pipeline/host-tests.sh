@@ -27,9 +27,14 @@ run_host_tests() {
 			cargo test --locked 2>&1)
 		echo "$out" | grep -E '^test .* (ok|FAILED|ignored)$|^test result:|panicked|error(\[|:)' |
 			sed "s|^|[host:$c] |"
-		p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1/p' | paste -sd+ | bc)
-		f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\2/p' | paste -sd+ | bc)
-		s=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\3/p' | paste -sd+ | bc)
+		# Sum every "test result: ... N passed; M failed; K ignored" line.
+		read -r p f s < <(echo "$out" | awk '/^test result:/ {
+			for (i = 1; i < NF; i++) {
+				if ($(i + 1) ~ /^passed;/) p += $i
+				if ($(i + 1) ~ /^failed;/) f += $i
+				if ($(i + 1) ~ /^ignored;/) s += $i
+			}
+		} END { print p + 0, f + 0, s + 0 }')
 		if ! echo "$out" | grep -q '^test result:'; then
 			echo "$out" | tail -30 >&2
 			f=1

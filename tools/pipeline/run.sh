@@ -14,7 +14,8 @@ LOG_TAG=run
 
 bash "$TOP/tools/pipeline/setup-host.sh" >&2 || die "host setup failed"
 B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
-SRC=$("$TOP/tools/pipeline/prepare-tree.sh" 2>/dev/null)
+# build-kernel.sh prepared the tree; kbuild links it from the build dir.
+SRC=$(readlink -f "$B/source")
 T=$CACHE/selftests/${FLAVOUR:-default}
 bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$CACHE/results/selftests-build.log" 2>&1 ||
 	log "warning: selftests did not build (see $CACHE/results/selftests-build.log)"
