@@ -12,11 +12,14 @@ KSRC_DEB_VERSION=7.3.4-1~bpo13+1
 KSRC_DEB_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
 
 # Debian's toolchain, named explicitly: rustup's rustc comes first on PATH
-# and has no rust-src.
-KMAKE_VARS=(LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+# and has no rust-src. Clang is the LLVM that rustc-web itself uses (22,
+# from bookworm-security), so that the kernel can inline its C helpers into
+# Rust (CONFIG_RUST_INLINE_HELPERS needs matching LLVM versions).
+LLVM_MAJOR=22
+KMAKE_VARS=(LLVM=-$LLVM_MAJOR RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 	    RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver
 	    HOSTRUSTC=/usr/bin/rustc BINDGEN="$TOOLS_DIR/bin/bindgen")
-export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+export LIBCLANG_PATH=/usr/lib/llvm-$LLVM_MAJOR/lib
 
 JOBS=${JOBS:-$(nproc)}
 

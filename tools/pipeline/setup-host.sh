@@ -15,7 +15,7 @@ BINDGEN_VERSION=${BINDGEN_VERSION:-0.72.1}
 log() { printf '[setup] %s\n' "$*"; }
 
 APT_PKGS=(rustc-web rust-web-src rustfmt-web rust-web-clippy
-	  clang-19 lld-19 llvm-19 libclang-19-dev
+	  clang-22 lld-22 llvm-22 libclang-22-dev
 	  bison flex libelf-dev libssl-dev cpio bc kmod
 	  qemu-system-x86 busybox-static
 	  gcc-multilib python3 make git)
@@ -68,7 +68,7 @@ fi
 if [ ! -x "$TOOLS_DIR/bin/bindgen" ]; then
 	log "installing bindgen-cli $BINDGEN_VERSION into $TOOLS_DIR (cargo install --locked, ~4 min)"
 	mkdir -p "$TOOLS_DIR"
-	LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install --locked --quiet \
+	LIBCLANG_PATH=/usr/lib/llvm-22/lib cargo install --locked --quiet \
 		--root "$TOOLS_DIR" --version "$BINDGEN_VERSION" bindgen-cli
 fi
 log "host ready"
