@@ -14,10 +14,11 @@
 //! the index and has the access type's flag decide. Here the ranges are
 //! compiled, once per access type, into a sorted table of disjoint intervals.
 //! Each interval maps to the slot of the range that the linear scan would
-//! pick for every index in it, or to the default action. The table always has
-//! [`TABLE_SIZE`] entries (unused ones are sentinels), so a lookup is always
-//! the same [`TABLE_STEPS`] branchless binary-search steps followed by one
-//! bit test, whether the filter has 1 or 16 ranges.
+//! pick for every index in it, or to the default action. A lookup is a
+//! branchless binary search over the intervals actually used, padded with
+//! sentinels to a power of two, followed by one bit test: at most
+//! [`TABLE_STEPS`] steps whatever the filter (16 ranges), 2 for one range,
+//! where upstream's loop costs up to 16 range checks.
 
 use core::ops::{Deref, DerefMut};
 
@@ -154,12 +155,16 @@ impl<B: Deref<Target = [u8]>> Range<B> {
 /// `2 * KVM_MSR_FILTER_MAX_RANGES + 1`, the largest number of intervals that
 /// 16 ranges can cut the index space into.
 pub const TABLE_SIZE: usize = 64;
-/// Number of binary-search steps of a lookup (`log2(TABLE_SIZE)`).
+/// Largest number of binary-search steps of a lookup (`log2(TABLE_SIZE)`).
 pub const TABLE_STEPS: u32 = 6;
 /// Table slot value meaning "no range: use the default action".
 const SLOT_DEFAULT: u8 = u8::MAX;
 
+/// `Table::top` of a search over the whole table.
+const FULL_TOP: u8 = (TABLE_SIZE / 2) as u8;
+
 const _: () = assert!(TABLE_SIZE == 1 << TABLE_STEPS);
+const _: () = assert!(TABLE_SIZE / 2 <= u8::MAX as usize);
 const _: () = assert!(TABLE_SIZE > 2 * KVM_MSR_FILTER_MAX_RANGES);
 const _: () = assert!(KVM_MSR_FILTER_MAX_RANGES < SLOT_DEFAULT as usize);
 
@@ -174,10 +179,14 @@ const _: () = assert!(KVM_MSR_FILTER_MAX_RANGES < SLOT_DEFAULT as usize);
 /// - Unused entries are sentinels `(u32::MAX, SLOT_DEFAULT)`. That is correct
 ///   even for `i == u32::MAX`: no range can cover `u32::MAX`, because a range
 ///   that reaches it has `base + nmsrs == 2^32`, which wraps to an `end` of 0.
+/// - `top` is 0 or a power of two below `TABLE_SIZE`, and every entry from
+///   `2 * top` on (from 1 on when `top` is 0) is a sentinel: the search only
+///   needs to look at the first `2 * top` entries.
 #[derive(Clone, Copy, Debug)]
 struct Table {
     starts: [u32; TABLE_SIZE],
     slots: [u8; TABLE_SIZE],
+    top: u8,
 }
 
 impl Table {
@@ -188,24 +197,35 @@ impl Table {
         Table {
             starts,
             slots: [SLOT_DEFAULT; TABLE_SIZE],
+            top: 0,
         }
     };
 
-    /// Returns the slot deciding `index`, in a fixed number of steps.
+    /// Returns the slot deciding `index`, in `log2(2 * top)` steps.
     fn lookup(&self, index: u32) -> u8 {
         const MASK: usize = TABLE_SIZE - 1;
         let mut pos = 0usize;
-        let mut half = TABLE_SIZE / 2;
-        for _ in 0..TABLE_STEPS {
+        let mut half = usize::from(self.top);
+        while half != 0 {
             // `pos` is a sum of distinct larger powers of two below
-            // TABLE_SIZE, so `pos + half <= TABLE_SIZE - 1`; the mask makes
-            // the bound obvious so that the indexing has no panic path.
+            // `2 * top <= TABLE_SIZE`, so `pos + half <= TABLE_SIZE - 1`; the
+            // mask makes the bound obvious so that the indexing has no panic
+            // path.
             let probe = (pos + half) & MASK;
             // Branchless select: adds `half` when the probe is not past `index`.
             pos += half * usize::from(self.starts[probe] <= index);
             half >>= 1;
         }
         self.slots[pos & MASK]
+    }
+
+    /// Number of binary-search steps a lookup takes.
+    fn steps(&self) -> u32 {
+        if self.top == 0 {
+            0
+        } else {
+            self.top.trailing_zeros() + 1
+        }
     }
 
     /// Recomputes the table for the ranges in `ranges` that have `flag`.
@@ -260,6 +280,10 @@ impl Table {
                 n += 1;
             }
         }
+        // INVARIANT: `n <= 33`, so `2 * top`, the smallest power of two of at
+        // least `n`, is at most 64 and the entries from `n` on are sentinels.
+        let top = n.next_power_of_two() / 2;
+        self.top = u8::try_from(top).unwrap_or(FULL_TOP);
     }
 }
 
@@ -323,6 +347,13 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             Some(Some(r)) => r.test(index),
             _ => self.default_allow,
         }
+    }
+
+    /// Number of binary-search steps of a lookup for `access` (0 to
+    /// [`TABLE_STEPS`]): the base-2 logarithm of the number of intervals the
+    /// ranges with `access`'s flag cut the index space into, rounded up.
+    pub fn lookup_steps(&self, access: MsrAccess) -> u32 {
+        self.tables.get(access.table()).map_or(0, Table::steps)
     }
 
     /// Like [`Filter::allowed`] but with the raw C `type` value.

@@ -592,6 +592,46 @@ fn d_sixteen_ranges_match_reference() {
     }
 }
 
+#[test]
+fn d_search_depth_follows_the_intervals_used() {
+    // The lookup searches only the intervals the ranges create: 1 + 2 per
+    // disjoint range, rounded up to a power of two.
+    let mut mem = RegionMem::default();
+    let p = mapped(&mut mem, 0, vec![0xff; 8]);
+    let steps = |f: &Filter<Vec<u8>>| {
+        (
+            f.lookup_steps(MsrAccess::Read),
+            f.lookup_steps(MsrAccess::Write),
+        )
+    };
+    // No range at all: no step.
+    let f = build_simple(&desc(0, &[]), &mut mem).unwrap();
+    assert_eq!(steps(&f), (0, 0));
+    // One read range: [0, base), [base, end), [end, max) is 3 intervals, 2
+    // steps; the write table has no range.
+    let f = build_simple(&desc(0, &[rd(KVM_MSR_FILTER_READ, 0x100, 64, p)]), &mut mem).unwrap();
+    assert_eq!(steps(&f), (2, 0));
+    // A range starting at 0 makes 2 intervals: 1 step.
+    let f = build_simple(&desc(0, &[rd(3, 0, 64, p)]), &mut mem).unwrap();
+    assert_eq!(steps(&f), (1, 1));
+    // 4 disjoint ranges: 9 intervals, 4 steps.
+    let four: Vec<_> = (0..4u32).map(|i| rd(3, 0x100 * (i + 1), 64, p)).collect();
+    let f = build_simple(&desc(0, &four), &mut mem).unwrap();
+    assert_eq!(steps(&f), (4, 4));
+    // 16 disjoint ranges: 33 intervals, the maximum of TABLE_STEPS steps.
+    let sixteen: Vec<_> = (0..16u32).map(|i| rd(3, 0x100 * (i + 1), 64, p)).collect();
+    let f = build_simple(&desc(0, &sixteen), &mut mem).unwrap();
+    assert_eq!(steps(&f), (filter::TABLE_STEPS, filter::TABLE_STEPS));
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0..0x1200).chain(probe_indices(&rf)).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+    // 16 ranges back to back share their boundaries: 1 + 16 + 1 intervals,
+    // 5 steps.
+    let touching: Vec<_> = (0..16u32).map(|i| rd(3, 0x100 + 64 * i, 64, p)).collect();
+    let f = build_simple(&desc(0, &touching), &mut mem).unwrap();
+    assert_eq!(steps(&f), (5, 5));
+}
+
 // ---- A: capability ------------------------------------------------------------------------
 
 #[test]
