@@ -162,6 +162,7 @@ struct dump_range {
 struct dump {
 	enum mf_impl impl;
 	long long generation;	/* -1 if not shown (C) */
+	long long pending;	/* -1 if not shown (C) */
 	char def[8];		/* allow, deny or none */
 	long long bytes;	/* -1 if not shown (no filter) */
 	int nranges;
@@ -175,6 +176,7 @@ static bool dump_read(struct kvm_vm *vm, struct dump *d)
 
 	memset(d, 0, sizeof(*d));
 	d->generation = -1;
+	d->pending = -1;
 	d->bytes = -1;
 	d->text = debugfs_read(vm, "msr_filter");
 	if (!d->text)
@@ -193,6 +195,7 @@ static bool dump_read(struct kvm_vm *vm, struct dump *d)
 				    "bad impl line '%s'", l);
 			d->impl = impl[0] == 'r' ? IMPL_RUST : IMPL_C;
 		} else if (sscanf(l, "generation: %lld", &d->generation) == 1) {
+		} else if (sscanf(l, "pending: %lld", &d->pending) == 1) {
 		} else if (sscanf(l, "default: %7s", d->def) == 1) {
 		} else if (sscanf(l, "bytes: %lld", &d->bytes) == 1) {
 		} else if (sscanf(l, "range: flags=%x base=%x nmsrs=%u",
@@ -449,9 +452,11 @@ TEST(debugfs_dump)
 	TEST_ASSERT(!strcmp(d.def, "none") && !d.nranges && d.bytes < 0,
 		    "before any set:\n%s", d.text);
 	if (d.impl == IMPL_RUST)
-		TEST_ASSERT(d.generation == 0, "generation before any set:\n%s", d.text);
+		TEST_ASSERT(d.generation == 0 && d.pending == 0,
+			    "generation or pending before any set:\n%s", d.text);
 	else
-		TEST_ASSERT(d.generation < 0, "generation shown for C:\n%s", d.text);
+		TEST_ASSERT(d.generation < 0 && d.pending < 0,
+			    "generation or pending shown for C:\n%s", d.text);
 	dump_free(&d);
 
 	/* DEFAULT_DENY, ranges in slots 0, 2 and 5; 1 is empty with garbage. */
@@ -579,6 +584,8 @@ TEST(bench_file)
 #define REPL_SETS	2000
 #define REPL_SECONDS	150
 #define SLAB_SLACK_KB	2048
+/* Replaced filters that may wait for their grace period (msr_filter.rs). */
+#define MAX_PENDING	8
 #define MSR_PROBE	MSR_SYSCALL_MASK
 #define PROBE_VAL	0x700ull
 #define BIG_BASE(i)	((i) ? 0x10000000u + (i) * 0x3000u : 0xc0000000u)
@@ -710,7 +717,8 @@ TEST_F_TIMEOUT(msr_obs, replacement_bound, REPL_SECONDS + 120)
 	struct kvm_msr_filter f_deny, f_allow;
 	long slab0, slab, slab_max, slab_end;
 	pthread_t threads[NR_BUSY];
-	unsigned long sets = 0, probes = 0;
+	unsigned long sets = 0, probes = 0, samples = 0;
+	long long pending_max = -1;
 	enum mf_impl impl;
 	struct kvm_vm *vm;
 	time_t deadline;
@@ -765,6 +773,16 @@ TEST_F_TIMEOUT(msr_obs, replacement_bound, REPL_SECONDS + 120)
 			if (slab > slab_max)
 				slab_max = slab;
 		}
+		/* Rust shows how many replaced filters wait: never above the bound. */
+		if (!(i % 4) && dump_read(vm, &d)) {
+			TEST_ASSERT(d.pending <= MAX_PENDING,
+				    "set %d: %lld replaced filters wait for their grace period (bound %d)",
+				    i, d.pending, MAX_PENDING);
+			if (d.pending > pending_max)
+				pending_max = d.pending;
+			samples++;
+			dump_free(&d);
+		}
 	}
 	slab = slab_kb();
 	if (slab > slab_max)
@@ -779,6 +797,13 @@ TEST_F_TIMEOUT(msr_obs, replacement_bound, REPL_SECONDS + 120)
 	ksft_print_msg("%s: %lu sets, %lu probes; Slab: %ld kB before, max %ld (%+ld), end %ld (%+ld)\n",
 		       impl_name(impl), sets, probes, slab0, slab_max,
 		       slab_max - slab0, slab_end, slab_end - slab0);
+	if (impl == IMPL_RUST && samples) {
+		ksft_print_msg("rust: at most %lld of %d replaced filters pending in %lu samples\n",
+			       pending_max, MAX_PENDING, samples);
+		/* Back-to-back sets outrun the grace periods: the ioctl did not wait. */
+		TEST_ASSERT(pending_max > 0,
+			    "no replaced filter ever waited for its grace period: the ioctl waits");
+	}
 	if (kernel_has_kasan_quarantine())
 		ksft_print_msg("KASAN quarantine present: slab growth not checked\n");
 	else
