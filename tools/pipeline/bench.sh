@@ -69,6 +69,8 @@ for path in sys.argv[1:]:
 
 def goal(metric):
     """(description, minimum C/Rust factor) or None."""
+    if metric.endswith("-0r"):
+        return None
     m = re.match(r"^(?:host_)?lookup_(\d+)r_", metric)
     if m:
         n = int(m.group(1))
@@ -87,6 +89,8 @@ def fmt(v):
     if v is None:
         return "-"
     med, lo, hi, unit = v
+    if lo is None:
+        return f"{med:.1f} {unit}"
     def n(x):
         if x >= 1000 or x == int(x):
             return f"{x:.0f}"
@@ -94,6 +98,22 @@ def fmt(v):
     if lo == hi == med:
         return f"{n(med)} {unit}"
     return f"{n(med)} ({n(lo)}-{n(hi)}) {unit}"
+
+# Derived rows: the search alone, i.e. a lookup's median minus the median
+# of the same call with no filter installed (lookup_0r, the fixed cost of
+# the call and of the SRCU read-side section, the same code in C and Rust).
+base = rows.get("lookup_0r", {})
+for metric in list(order):
+    if not re.match(r"^lookup_\d+r_(hit|miss)$", metric):
+        continue
+    d = {}
+    for impl, v in rows[metric].items():
+        if impl in base:
+            d[impl] = (max(v[0] - base[impl][0], 0.0), None, None, v[3])
+    if d:
+        name = metric + "-0r"
+        rows[name] = d
+        order.insert(order.index(metric) + 1, name)
 
 hdr = ("metric", "C median (min-max)", "Rust median (min-max)", "C/Rust", "goal")
 out = [hdr]
@@ -117,6 +137,8 @@ for i, row in enumerate(out):
     if i == 0:
         print("-+-".join("-" * x for x in w))
 print("C/Rust = C median / Rust median: how many times lower Rust's figure is (> 1: Rust better).")
+if base:
+    print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without the call and SRCU costs both share.")
 for metric in order:
     if metric.startswith("setlat_") and metric in means:
         print(f"mean {metric}: " + ", ".join(f"{k} {v}" for k, v in sorted(means[metric].items())))
@@ -212,7 +234,7 @@ rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$RESULTS/console-bench.log" | t
 {
 	echo "== make bench: MSR filter, Rust vs C =="
 	echo "machine: host $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) CPUs, kernel $(uname -r)"
-	echo "machine: guest = patched $KVER kernel under QEMU TCG (-cpu max, ${SMP:-2} vCPUs, ${MEM:-2G}); nested KVM is SVM on TCG, so absolute figures are slow, ratios are what counts"
+	echo "machine: guest = patched $KVER kernel under QEMU TCG (-cpu max, ${SMP:-2} vCPUs on ${TCG_THREAD:-single}-threaded TCG, ${MEM:-2G}); nested KVM is SVM on TCG, so absolute figures are slow, ratios are what counts"
 	grep -h '^# \(guest\|msr_filter_bench\)' "$guest_out" | sed 's/^# /machine: /'
 	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = linear-scan model of upstream, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
 	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm.msr_filter_rust flipped between VM creations), interleaved where the VMs can coexist"

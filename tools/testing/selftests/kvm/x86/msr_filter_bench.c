@@ -10,9 +10,13 @@
  *   lookup   in-kernel kvm_msr_allowed() cost through the per-VM debugfs
  *            file msr_filter_bench, 1/4/16 disjoint ranges, index hitting
  *            the last range ("hit") or no range ("miss"); ns per lookup.
+ *            "lookup_0r" is the same call with no filter installed: the
+ *            fixed cost (call, SRCU read-side section) without any search.
  *   setlat   KVM_X86_SET_MSR_FILTER latency (CLOCK_MONOTONIC around the
  *            ioctl) with 0..N vCPUs busy in KVM_RUN, their guests spinning
- *            on RDMSR(MSR_IA32_TSC), which KVM intercepts and handles.
+ *            on RDMSR(MSR_IA32_TSC), which KVM intercepts and handles; once
+ *            with the sets spaced out (-g ms apart, metric suffix _gap<ms>)
+ *            and once back to back (suffix _b2b).
  *   exit     userspace exit round trip: the guest does RDMSRs of an MSR the
  *            filter denies, each one a KVM_EXIT_X86_RDMSR (reason FILTER)
  *            that userspace answers; time per exit.
@@ -307,6 +311,17 @@ static void part_lookup(void)
 	for (i = 0; i < nr_impls; i++)
 		check_vm_impl(vms[i], impls[i]);
 
+	/* No filter yet: the fixed cost of the call. */
+	for (i = 0; i < nr_impls; i++)
+		kernel_lookup(vms[i], MISS_INDEX, KVM_MSR_FILTER_READ,
+			      lookup_iters / 10 + 1);
+	for (r = 0; r < reps; r++)
+		for (i = 0; i < nr_impls; i++)
+			v[i][0][r] = kernel_lookup(vms[i], MISS_INDEX,
+						   KVM_MSR_FILTER_READ, lookup_iters);
+	for (i = 0; i < nr_impls; i++)
+		result("lookup_0r", impls[i], v[i][0], reps, "ns");
+
 	for (c = 0; c < ARRAY_SIZE(counts); c++) {
 		int n = counts[c];
 
@@ -424,10 +439,10 @@ static void *busy_thread(void *arg)
 	}
 }
 
-/* Milliseconds between two timed sets (-g). */
+/* Milliseconds between two timed sets (-g); back to back is always measured too. */
 static int set_gap_ms = 20;
 
-static void setlat_one(const char *impl, int busy, double *out)
+static void setlat_one(const char *impl, int busy, int gap_ms, double *out)
 {
 	struct kvm_vcpu *vcpus[MAX_BUSY];
 	pthread_t threads[MAX_BUSY];
@@ -477,12 +492,12 @@ static void setlat_one(const char *impl, int busy, double *out)
 		struct kvm_msr_filter *f = r & 1 ? &fa : &fb;
 
 		/*
-		 * Space the sets out like a VMM does (-g, default 20 ms), the
-		 * same for both implementations; -g 0 measures back-to-back
-		 * sets.
+		 * Space the sets out like a VMM reacting to events does (-g,
+		 * default 20 ms), or not at all, like a VMM building up its
+		 * policy: the same for both implementations.
 		 */
-		if (set_gap_ms)
-			usleep(set_gap_ms * 1000);
+		if (gap_ms)
+			usleep(gap_ms * 1000);
 		t0 = now_ns();
 		vm_ioctl(vm, KVM_X86_SET_MSR_FILTER, f);
 		out[r] = (now_ns() - t0) / 1000;
@@ -505,18 +520,30 @@ static void setlat_one(const char *impl, int busy, double *out)
 
 static void part_setlat(void)
 {
+	int gaps[2] = { set_gap_ms, 0 };
+	int nr_gaps = set_gap_ms ? 2 : 1;
 	double v[MAX_REPS];
 	char metric[64];
-	int busy, i;
+	int busy, i, g;
 
-	printf("# setlat: %d ms between sets\n", set_gap_ms);
 	printf("# setlat: %d-range filters, %d sets per case, busy vCPUs spin on RDMSR 0x%x\n",
 	       set_ranges, set_reps, SPIN_MSR);
-	for (busy = 0; busy <= max_busy; busy++) {
-		snprintf(metric, sizeof(metric), "setlat_%dr_%dvcpu", set_ranges, busy);
-		for (i = 0; i < nr_impls; i++) {
-			setlat_one(impls[i], busy, v);
-			result(metric, impls[i], v, set_reps, "us");
+	for (g = 0; g < nr_gaps; g++) {
+		if (gaps[g])
+			printf("# setlat: %d ms between sets\n", gaps[g]);
+		else
+			printf("# setlat: back-to-back sets\n");
+		for (busy = 0; busy <= max_busy; busy++) {
+			if (gaps[g])
+				snprintf(metric, sizeof(metric), "setlat_%dr_%dvcpu_gap%dms",
+					 set_ranges, busy, gaps[g]);
+			else
+				snprintf(metric, sizeof(metric), "setlat_%dr_%dvcpu_b2b",
+					 set_ranges, busy);
+			for (i = 0; i < nr_impls; i++) {
+				setlat_one(impls[i], busy, gaps[g], v);
+				result(metric, impls[i], v, set_reps, "us");
+			}
 		}
 	}
 }
