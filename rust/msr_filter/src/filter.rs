@@ -207,13 +207,15 @@ impl Table {
         let mut pos = 0usize;
         let mut half = usize::from(self.top);
         while half != 0 {
-            // `pos` is a sum of distinct larger powers of two below
-            // `2 * top <= TABLE_SIZE`, so `pos + half <= TABLE_SIZE - 1`; the
-            // mask makes the bound obvious so that the indexing has no panic
-            // path.
-            let probe = (pos + half) & MASK;
+            // `pos` is a sum of distinct larger powers of two, each at most
+            // `top`, so `pos | half` is `pos + half` and at most
+            // `2 * top - 1 < TABLE_SIZE`. Bitwise operations and the mask
+            // make both facts obvious to the compiler: no overflow check
+            // and no bounds check, hence no panic path.
+            let probe = (pos | half) & MASK;
             // Branchless select: adds `half` when the probe is not past `index`.
-            pos += half * usize::from(self.starts[probe] <= index);
+            let take = usize::from(self.starts[probe] <= index);
+            pos |= half & take.wrapping_neg();
             half >>= 1;
         }
         self.slots[pos & MASK]
