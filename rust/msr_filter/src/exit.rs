@@ -94,14 +94,13 @@ impl MsrRun {
 
     /// Decodes the little-endian `kvm_run.msr` layout.
     pub fn from_bytes(b: &[u8; KVM_RUN_MSR_SIZE]) -> Self {
-        let [error, p0, p1, p2, p3, p4, p5, p6, r0, r1, r2, r3, i0, i1, i2, i3, d0, d1, d2, d3, d4, d5, d6, d7] =
-            *b;
+        let [error, p0, p1, p2, p3, p4, p5, p6, r0, r1, r2, r3, i0, i1, i2, i3, data @ ..] = *b;
         MsrRun {
             error,
             pad: [p0, p1, p2, p3, p4, p5, p6],
             reason: u32::from_le_bytes([r0, r1, r2, r3]),
             index: u32::from_le_bytes([i0, i1, i2, i3]),
-            data: u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
+            data: u64::from_le_bytes(data),
         }
     }
 }
