@@ -388,7 +388,8 @@ static void part_memory(void)
 				vm_ioctl(vm, KVM_X86_SET_MSR_FILTER, &f);
 				gen = dump_value(vm, "generation", NULL, 0);
 				bytes = dump_value(vm, "bytes", NULL, 0);
-				if (gen != ++gen0) {
+				/* Only Rust shows a generation (C: -1 throughout). */
+				if (gen0 >= 0 && gen != ++gen0) {
 					printf("# ERROR: %s: generation %lld, want %lld\n",
 					       impls[i], gen, gen0);
 					failures++;
