@@ -336,7 +336,7 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
     ///
     /// x2APIC MSRs are always allowed; otherwise the first range covering
     /// `index` with `access`'s flag decides through its bitmap, and the
-    /// default action applies when there is none. Constant cost.
+    /// default action applies when there is none. At most six search steps.
     pub fn allowed(&self, index: u32, access: MsrAccess) -> bool {
         if is_x2apic_msr(index) {
             return true;

@@ -8,7 +8,7 @@
 //! - [`errno`]: the error type ([`Errno`]).
 //! - [`desc`]: decoding of the native and compat `struct kvm_msr_filter`.
 //! - [`filter`]: filter validation and construction with upstream's order of
-//!   checks, and constant-cost lookup (`kvm_msr_allowed()`).
+//!   checks, and a lookup of at most six search steps (`kvm_msr_allowed()`).
 //! - [`exit`]: exit-to-userspace and completion decisions.
 //!
 //! The kernel includes each file as a module (`#[path = ...] mod name;`) under
