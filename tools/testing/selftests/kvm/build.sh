@@ -74,21 +74,15 @@ install_headers_fallback() {
 	rm -rf "$tool" "$HDR"
 	mkdir -p "$tool/scripts" "$HDR/include"
 	$CC -O2 -o "$tool/scripts/unifdef" "$KDIR/scripts/unifdef.c"
-	(
-		cd "$KDIR/include/uapi"
-		find . -name '*.h'
-	) | while read -r f; do
-		mkdir -p "$HDR/include/$(dirname "$f")"
-		(cd "$tool" && sh "$KDIR/scripts/headers_install.sh" \
-			"$KDIR/include/uapi/$f" "$HDR/include/$f")
-	done
-	(
-		cd "$KDIR/arch/x86/include/uapi"
-		find . -name '*.h'
-	) | while read -r f; do
-		mkdir -p "$HDR/include/$(dirname "$f")"
-		(cd "$tool" && sh "$KDIR/scripts/headers_install.sh" \
-			"$KDIR/arch/x86/include/uapi/$f" "$HDR/include/$f")
+	for uapi in include/uapi arch/x86/include/uapi; do
+		(
+			cd "$KDIR/$uapi"
+			find . -name '*.h'
+		) | while read -r f; do
+			mkdir -p "$HDR/include/$(dirname "$f")"
+			(cd "$tool" && sh "$KDIR/scripts/headers_install.sh" \
+				"$KDIR/$uapi/$f" "$HDR/include/$f")
+		done
 	done
 	# asm-generic wrappers for the mandatory asm headers x86 lacks.
 	for h in $(sed -n 's/^mandatory-y += //p' \
