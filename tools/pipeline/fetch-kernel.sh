@@ -28,6 +28,7 @@ echo "$KSRC_DEB_SHA256  $DEB" | sha256sum -c --quiet - ||
 	die "sha256 mismatch for $DEB (expected $KSRC_DEB_SHA256)"
 
 log "unpacking into $SRC (~1 minute)"
+mkdir -p "$CACHE/src"
 tmp=$(mktemp -d "$CACHE/src/.unpack.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$tmp" ./usr/src/linux-source-7.3.tar.xz
