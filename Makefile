@@ -7,25 +7,27 @@
 #                the pipeline's own checks); ends with "N passed, M failed"
 #   make run     boot the patched kernel and run CMD in it (default: the
 #                sample VMM's demo); see README.md
+#   make module  build kvm_msr_rs.ko (./Kbuild) against the kernel build
 #   make bench   Rust/C ratios measured side by side in one boot
 #   make docs    the ABI reference and design documents (Sphinx, no warnings)
 #   make series  the kernel change as one git-am series, in build/series
+#   make series-check  apply it to v7.3 and build every prefix of it
 #   make kernel-tree / make patches
 #                an editable git tree of the patched kernel (~/.cache/...)
 #                / write its commits back to patches/
 #
-# Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default debug
-# norust" (check), FLAVOUR=debug|norust (run, kernel), CMD='...', SHARE=dir
-# (run), JOBS=N.
+# Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default
+# module debug norust" (check), FLAVOUR=module|debug|norust (run, kernel,
+# module), CMD='...', SHARE=dir, IMPL=c|rust (run), JOBS=N.
 
 PIPE := tools/pipeline
 
-.PHONY: all check run bench docs series kernel-tree patches kernel host-test pipeline-selftest setup help
+.PHONY: all check run bench docs series series-check kernel-tree patches kernel module host-test pipeline-selftest setup help
 
 all: help
 
 help:
-	@sed -n '3,22p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^[^#]/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	bash $(PIPE)/setup-host.sh
@@ -39,6 +41,10 @@ run:
 kernel:
 	bash $(PIPE)/build-kernel.sh $(or $(FLAVOUR),default)
 
+# kvm_msr_rs.ko from ./Kbuild, against the (patched) kernel's build directory.
+module:
+	bash $(PIPE)/build-module.sh "$$(bash $(PIPE)/build-kernel.sh $(or $(FLAVOUR),default))"
+
 bench:
 	bash $(PIPE)/bench.sh
 
@@ -47,6 +53,9 @@ docs:
 
 series:
 	bash $(PIPE)/export-series.sh build/series
+
+series-check:
+	bash $(PIPE)/series-check.sh
 
 kernel-tree:
 	bash $(PIPE)/kernel-tree.sh

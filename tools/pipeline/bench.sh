@@ -7,7 +7,8 @@
 #     linear-scan model of upstream's loop (cargo bench --bench lookup_table).
 #  2. In one boot of the patched kernel under QEMU: msr_filter_bench (the
 #     KVM selftest in tools/testing/selftests/kvm/x86) measures both
-#     implementations, flipping kvm.msr_filter_rust between VM creations:
+#     implementations, loading and unloading kvm_msr_rs.ko between VM
+#     creations:
 #     in-kernel lookup cost, KVM_X86_SET_MSR_FILTER latency with busy vCPUs,
 #     userspace exit round trip, memory per installed filter.
 #  3. One table: every figure is the median of repeated runs with (min-max);
@@ -191,6 +192,7 @@ fi
 
 # 2. Kernel, selftests (with the benchmark), one boot.
 B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
+KO=$("$TOP/tools/pipeline/build-module.sh" "$B") || die "module build failed"
 # build-kernel.sh prepared the tree; kbuild links it from the build dir.
 SRC=$(readlink -f "$B/source")
 T=$CACHE/selftests/bench-${FLAVOUR:-default}
@@ -218,7 +220,8 @@ trap 'rm -rf "$conf" "$stage"' EXIT
 install -D -m 755 "$T/$bin" "$stage/$bin"
 CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $GUEST_ARGS"
 printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
-"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage"
+MODULE_KO=$KO KBUILD_DIR=$B \
+	"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage"
 log "booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs): $bin $GUEST_ARGS"
 start=$(date +%s)
 QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/tools/pipeline/boot.sh" \
@@ -237,7 +240,7 @@ rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$RESULTS/console-bench.log" | t
 	echo "machine: guest = patched $KVER kernel under QEMU TCG (-cpu max, ${SMP:-2} vCPUs on ${TCG_THREAD:-single}-threaded TCG, ${MEM:-2G}); nested KVM is SVM on TCG, so absolute figures are slow, ratios are what counts"
 	grep -h '^# \(guest\|msr_filter_bench\)' "$guest_out" | sed 's/^# /machine: /'
 	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = linear-scan model of upstream, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
-	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm.msr_filter_rust flipped between VM creations), interleaved where the VMs can coexist"
+	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm_msr_rs.ko loaded and unloaded between VM creations), interleaved where the VMs can coexist"
 	echo "method: lookup_* = in-kernel kvm_msr_allowed() loop via debugfs msr_filter_bench (ns/lookup); setlat_<R>r_<N>vcpu = KVM_X86_SET_MSR_FILTER wall time with N vCPUs spinning in KVM_RUN (us); exit_rt = RDMSR -> FILTER exit -> userspace -> guest, per exit (ns); mem_* = debugfs 'bytes:' per installed filter"
 	echo
 	print_table "$host_out" "$guest_out"

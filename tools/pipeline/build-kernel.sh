@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# build-kernel.sh [default|debug|norust]: configure and build the patched kernel
+# build-kernel.sh [default|module|debug|norust]: configure and build the patched kernel
 # out of tree and print the build directory (bzImage is
 # arch/x86/boot/bzImage in it).
 #
@@ -19,8 +19,9 @@ FRAGS=("$CFG_DIR/base.config")
 case "$FLAVOUR" in
 default) ;;
 debug) FRAGS+=("$CFG_DIR/debug.config") ;;
+module) FRAGS+=("$CFG_DIR/module.config") ;;
 norust) FRAGS+=("$CFG_DIR/norust.config") ;;
-*) die "unknown flavour '$FLAVOUR' (default, debug or norust)" ;;
+*) die "unknown flavour '$FLAVOUR' (default, module, debug or norust)" ;;
 esac
 
 SRC=$("$(dirname "$0")/prepare-tree.sh")
@@ -80,10 +81,14 @@ if [ ! -f "$B/.config" ] || [ "$(cat "$B/.kvm-msr-cfg" 2>/dev/null)" != "$cfg_id
 	echo "$cfg_id" > "$B/.kvm-msr-cfg"
 fi
 
-log "building $FLAVOUR bzImage in $B with -j$JOBS (a full build takes 10-17 minutes)"
+# With loadable modules: also KVM's modules (module flavour) and the
+# Module.symvers that kvm_msr_rs.ko is built against.
+targets=(bzImage)
+grep -q '^CONFIG_MODULES=y' "$B/.config" && targets+=(modules)
+log "building $FLAVOUR ${targets[*]} in $B with -j$JOBS (a full build takes 10-17 minutes)"
 start=$(date +%s)
 set +e
-kmake -j"$JOBS" bzImage > "$B/build.log" 2>&1 &
+kmake -j"$JOBS" "${targets[@]}" > "$B/build.log" 2>&1 &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
 	sleep 30

@@ -6,15 +6,15 @@
 # QEMU and run every test in it, build the documentation, then run the
 # pipeline's own broken-case checks.  Ends with one line "N passed, M failed".
 #
-# Environment: FLAVOURS (default "default"; "default debug" adds the debug
-# kernel), KDIR, PIPELINE_SELFTEST=0 to skip the broken-case checks,
+# Environment: FLAVOURS (default "default module": KVM built in, and KVM as
+# modules; add "debug" for the debug kernel), KDIR, PIPELINE_SELFTEST=0 to skip the broken-case checks,
 # STRESS_ITERS (filter replacements of the stress test, given to it by
 # tools/testing/selftests/kvm/build.sh; default 10000), BOOT_TIMEOUT.
 set -uo pipefail
 LOG_TAG=check
 . "$(dirname "$0")/lib.sh"
 
-FLAVOURS=${FLAVOURS:-default}
+FLAVOURS=${FLAVOURS:-default module}
 RESULTS=$CACHE/results
 mkdir -p "$RESULTS"
 total_pass=0
@@ -42,6 +42,11 @@ for flavour in $FLAVOURS; do
 		count "kernel build ($flavour)" 0 1 0
 		continue
 	}
+	# The Rust implementation, kvm_msr_rs.ko (none for norust).
+	KO=$("$TOP/tools/pipeline/build-module.sh" "$B") || {
+		count "module build ($flavour)" 0 1 0
+		continue
+	}
 	# build-kernel.sh prepared the tree; kbuild links it from the build dir.
 	SRC=$(readlink -f "$B/source")
 	T=$CACHE/selftests/$flavour
@@ -66,7 +71,8 @@ for flavour in $FLAVOURS; do
 	fi
 	conf=$(mktemp)
 	printf 'MODE=check\nTEST_TIMEOUT=%s\n' "${TEST_TIMEOUT:-900}" > "$conf"
-	"$TOP/tools/pipeline/mkinitramfs.sh" "$T/initramfs.cpio.gz" "$conf" "$T" "$S"
+	MODULE_KO=$KO KBUILD_DIR=$B \
+		"$TOP/tools/pipeline/mkinitramfs.sh" "$T/initramfs.cpio.gz" "$conf" "$T" "$S"
 	rm -f "$conf"
 	log "booting the $flavour kernel and running $(grep -c '^[^#]' "$T/tests.list") test binaries"
 	"$TOP/tools/pipeline/boot.sh" "$B/arch/x86/boot/bzImage" "$T/initramfs.cpio.gz" \

@@ -6,10 +6,11 @@
 # 7.3.4 tree, tag "pristine") and builds at every patch.
 #
 # patches/*.patch are the changes to upstream files; the files this
-# repository keeps at their kernel path are folded into the series: the
-# core crate (rust/msr_filter/src) as a patch of its own before the first
-# patch touching arch/x86/kvm, and the new files under Documentation/ into
-# the first patch touching Documentation/.
+# repository keeps elsewhere are folded into the series: the Rust module
+# (rust/Kbuild, rust/*.rs and the no_std core rust/msr_filter/*.rs) into
+# the patch that builds arch/x86/kvm/msr_rs/ (CONFIG_KVM_MSR_FILTER_RUST),
+# at that path, and the new files under Documentation/ into the first
+# patch touching Documentation/.
 set -euo pipefail
 LOG_TAG=series
 . "$(dirname "$0")/lib.sh"
@@ -23,35 +24,31 @@ cd "$w/t"
 git config user.name "kvm-msr-rs developers"
 git config user.email "kvm-msr-rs@localhost"
 
-core_done=0
+module_done=0
 folded=
-add_core() {
-	mkdir -p rust/msr_filter
-	cp -a "$TOP/rust/msr_filter/src" rust/msr_filter/
-	git add -f rust/msr_filter/src
-	git commit -q -m "rust: add msr_filter, the no_std core of KVM's userspace MSR filter
-
-The logic of KVM x86 userspace MSR filtering that needs no kernel
-services: parsing struct kvm_msr_filter (native and compat layouts),
-validation in upstream's order with upstream's errnos, the compiled
-filter whose lookup is a branchless binary search over the intervals its
-ranges make (at most six steps for 16 ranges, where upstream checks up
-to 16 ranges), and the exit and completion decisions of
-KVM_CAP_X86_USER_SPACE_MSR.
-
-It is safe, allocation-agnostic Rust (the caller provides the
-allocator and the user copy) and is also a host crate with its own
-tests; the kernel includes its modules from arch/x86/kvm/msr_filter.rs.
-
-Signed-off-by: kvm-msr-rs developers <kvm-msr-rs@localhost>"
-	core_done=1
+# The module's files, relative to rust/: kbuild file, crate root and
+# modules, and the core's modules (not its host crate root, tests or
+# benchmarks).
+module_files() {
+	(cd "$TOP/rust" && ls Kbuild ./*.rs msr_filter/*.rs) | sed 's|^\./||' |
+		grep -v '^msr_filter/lib\.rs$'
+}
+add_module() {
+	local f
+	module_files | while read -r f; do
+		install -D -m 644 "$TOP/rust/$f" "arch/x86/kvm/msr_rs/$f"
+	done
+	git add -f arch/x86/kvm/msr_rs
+	git commit -q --amend --no-edit
+	module_done=1
 }
 
 for p in "$TOP"/patches/*.patch; do
-	if [ "$core_done" = 0 ] && grep -q '^+++ b/arch/x86/kvm/' "$p"; then
-		add_core
-	fi
 	git am -q --keep-cr "$p" || die "git am failed on ${p##*/}"
+	# The module's files go into the patch that builds their directory.
+	if [ "$module_done" = 0 ] && grep -q '^+obj-$(CONFIG_KVM_MSR_FILTER_RUST) += msr_rs/' "$p"; then
+		add_module
+	fi
 	# Fold the new files of a subsystem into the first patch touching it.
 	for d in Documentation; do
 		case " $folded " in *" $d "*) continue ;; esac
@@ -65,7 +62,7 @@ for p in "$TOP"/patches/*.patch; do
 		folded="$folded $d"
 	done
 done
-[ "$core_done" = 1 ] || add_core
+[ "$module_done" = 1 ] || die "no patch builds arch/x86/kvm/msr_rs/ (CONFIG_KVM_MSR_FILTER_RUST)"
 rm -f "$out"/*.patch
 git format-patch -q -o "$out" pristine..HEAD
 log "wrote $(ls "$out"/*.patch | wc -l) patches to $out"

@@ -19,13 +19,28 @@ TEST_TIMEOUT=600
 . /etc/kvm-msr/run.conf
 
 echo "@@BOOT-OK $(uname -r) mode=$MODE"
+
+# KVM built as modules (the module flavour): load it as the flavour's
+# kernel command line would have configured it built in.
+if [ -f /lib/modules/kvm/order ]; then
+	while read -r m; do
+		case "$m" in
+		kvm.ko) insmod /lib/modules/kvm/kvm.ko force_emulation_prefix=1 ;;
+		kvm-amd.ko|kvm-intel.ko)
+			# Only the one for this CPU's vendor loads.
+			insmod "/lib/modules/kvm/$m" 2>/dev/null || true ;;
+		*) insmod "/lib/modules/kvm/$m" ;;
+		esac || echo "@@NOTE cannot load $m"
+	done < /lib/modules/kvm/order
+	echo "@@NOTE KVM modules: $(lsmod | awk '$1 ~ /^kvm/ {printf "%s ", $1}')"
+fi
 [ -c /dev/kvm ] || echo "@@NOTE no /dev/kvm: KVM did not initialise"
 
-# The implementations to run every test against: the kvm.msr_filter_rust
-# parameter exists when the Rust implementation is built in; it is latched
-# per VM at creation, so one boot tests both.
-impl_param=/sys/module/kvm/parameters/msr_filter_rust
-if [ -w "$impl_param" ]; then
+# The implementations to run every test against: KVM's own C (kvm_msr_rs
+# not loaded) and Rust (loaded). Each VM latches the implementation when it
+# is created, so one boot tests both.
+RS_KO=/lib/modules/kvm_msr_rs.ko
+if [ -f "$RS_KO" ]; then
 	IMPLS=${IMPLS:-"c rust"}
 else
 	IMPLS=default
@@ -33,14 +48,14 @@ fi
 
 set_impl() {
 	case "$1" in
-	c) echo N > "$impl_param" ;;
-	rust) echo Y > "$impl_param" ;;
+	c) ! [ -d /sys/module/kvm_msr_rs ] || rmmod kvm_msr_rs ;;
+	rust) [ -d /sys/module/kvm_msr_rs ] || insmod "$RS_KO" ;;
 	esac
 }
 
 run_tests() {
 	for impl in $IMPLS; do
-		set_impl "$impl" || { echo "@@NOTE cannot select $impl"; continue; }
+		set_impl "$impl" || { echo "@@PROBLEM cannot select $impl"; continue; }
 		while read -r name bin args; do
 			case "$name" in ''|'#'*) continue ;; esac
 			echo "@@TEST-BEGIN $impl/$name"
@@ -56,6 +71,18 @@ check)
 	run_tests
 	;;
 run|cmd)
+	# The Rust implementation unless IMPL=c; a command of the user's can
+	# switch with rmmod kvm_msr_rs / insmod /lib/modules/kvm_msr_rs.ko.
+	if [ -f "$RS_KO" ]; then
+		set_impl "${IMPL:-rust}" || echo "@@NOTE cannot select ${IMPL:-rust}"
+		if [ -d /sys/module/kvm_msr_rs ]; then
+			echo "@@NOTE MSR filter: rust (kvm_msr_rs loaded; rmmod kvm_msr_rs for C)"
+		else
+			echo "@@NOTE MSR filter: c (insmod $RS_KO for Rust)"
+		fi
+	else
+		echo "@@NOTE MSR filter: c (this kernel has no Rust implementation)"
+	fi
 	if mount -t 9p -o trans=virtio,version=9p2000.L host /host 2>/dev/null; then
 		cd /host
 	else

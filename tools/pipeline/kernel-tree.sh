@@ -9,8 +9,9 @@
 #
 # save: regenerate patches/ from the dev branch (git format-patch).
 #
-# The no_std core (rust/msr_filter/src) and the documents are kept in this
-# repository, not in the series; prepare-tree.sh adds them to the build.
+# The Rust module (rust/, built out of tree by build-module.sh) and the
+# documents are kept in this repository, not in patches/; prepare-tree.sh
+# adds the documents to the build.  The dev tree builds as it is.
 set -euo pipefail
 LOG_TAG=kernel-tree
 . "$(dirname "$0")/lib.sh"

@@ -4,6 +4,11 @@
 # mkinitramfs.sh OUT.cpio.gz RUNCONF [TESTS_DIR] [EXTRA_DIR]
 # Pack busybox-static, the guest /init, the run configuration, the test
 # binaries (TESTS_DIR with tests.list) and extra files (into /samples).
+#
+# Environment: MODULE_KO, the kvm_msr_rs.ko to put at
+# /lib/modules/kvm_msr_rs.ko; KBUILD_DIR, the kernel build directory: when
+# its KVM is modular, kvm.ko and the vendor modules (and irqbypass.ko) go to
+# /lib/modules/kvm/, with the order the guest's init loads them in.
 set -euo pipefail
 LOG_TAG=initramfs
 . "$(dirname "$0")/lib.sh"
@@ -22,5 +27,20 @@ fi
 touch "$root/tests/tests.list"
 if [ -n "$extra" ] && [ -d "$extra" ]; then
 	cp -a "$extra"/. "$root/samples/"
+fi
+mkdir -p "$root/lib/modules"
+if [ -n "${MODULE_KO:-}" ]; then
+	install -m 644 "$MODULE_KO" "$root/lib/modules/kvm_msr_rs.ko"
+fi
+if [ -n "${KBUILD_DIR:-}" ] && grep -q '^CONFIG_KVM=m' "$KBUILD_DIR/.config"; then
+	mkdir -p "$root/lib/modules/kvm"
+	for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko \
+		 arch/x86/kvm/kvm-intel.ko; do
+		[ -f "$KBUILD_DIR/$m" ] || continue
+		install -m 644 "$KBUILD_DIR/$m" "$root/lib/modules/kvm/"
+		basename "$m" >> "$root/lib/modules/kvm/order"
+	done
+	grep -q '^kvm.ko$' "$root/lib/modules/kvm/order" ||
+		die "CONFIG_KVM=m but no kvm.ko in $KBUILD_DIR (was 'make modules' run?)"
 fi
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out"

@@ -21,7 +21,7 @@ set -euo pipefail
 LOG_TAG=prepare
 . "$(dirname "$0")/lib.sh"
 
-OVERLAY=(rust/msr_filter/src Documentation/virt)
+OVERLAY=(Documentation/virt)
 
 overlay_files() {
 	local r

@@ -55,6 +55,8 @@ def parse(lines):
             in_leak = False
         elif in_leak and line.startswith('unreferenced object'):
             problems.append(('kmemleak', line))
+        elif line.startswith('@@PROBLEM '):
+            problems.append(('init', line[len('@@PROBLEM '):]))
         elif line.startswith('@@CMD-END'):
             state['cmd_rc'] = int(line.split('rc=')[1])
         elif line.startswith('@@TEST-BEGIN '):

@@ -14,6 +14,7 @@ LOG_TAG=run
 
 bash "$TOP/tools/pipeline/setup-host.sh" >&2 || die "host setup failed"
 B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
+KO=$("$TOP/tools/pipeline/build-module.sh" "$B") || die "module build failed"
 # build-kernel.sh prepared the tree; kbuild links it from the build dir.
 SRC=$(readlink -f "$B/source")
 T=$CACHE/selftests/${FLAVOUR:-default}
@@ -30,9 +31,10 @@ if [ -z "${CMD:-}" ]; then
 fi
 conf=$(mktemp)
 trap 'rm -f "$conf"' EXIT
-printf 'MODE=run\nCMD=%q\n' "$CMD" > "$conf"
+printf 'MODE=run\nCMD=%q\nIMPL=%q\n' "$CMD" "${IMPL:-rust}" > "$conf"
 mkdir -p "$CACHE/results"
-"$TOP/tools/pipeline/mkinitramfs.sh" "$CACHE/run-initramfs.cpio.gz" "$conf" "$T" "$S"
+MODULE_KO=$KO KBUILD_DIR=$B \
+	"$TOP/tools/pipeline/mkinitramfs.sh" "$CACHE/run-initramfs.cpio.gz" "$conf" "$T" "$S"
 log "running in the patched kernel: $CMD"
 QUIET=1 SHARE=${SHARE:-$PWD} "$TOP/tools/pipeline/boot.sh" "$B/arch/x86/boot/bzImage" \
 	"$CACHE/run-initramfs.cpio.gz" "$CACHE/results/console-run.log" &

@@ -40,7 +40,7 @@ CC=${CC:-gcc}
 
 # Our tests, in run order (upstream's test runs first).
 OUR_TESTS="msr_filter_abi_test msr_filter_exit_test msr_filter_nested_test
-msr_filter_stress_test msr_filter_obs_test"
+msr_filter_stress_test msr_filter_obs_test msr_filter_module_test"
 # Benchmarks: built like the tests, listed in bench.list, not tests.list.
 OUR_BENCHES="msr_filter_bench"
 
@@ -187,6 +187,7 @@ else
 	add msr_filter_stress_test kvm/x86/msr_filter_stress_test
 fi
 add msr_filter_obs_test kvm/x86/msr_filter_obs_test
+add msr_filter_module_test kvm/x86/msr_filter_module_test
 mv "$LIST.tmp" "$LIST"
 log "done; $(wc -l < "$LIST") tests listed in $LIST"
 LIST=$OUT/bench.list

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * msr_filter_bench: side-by-side measurements of the C and Rust MSR filter
- * implementations in one boot (the kvm.msr_filter_rust parameter is latched
- * into each VM at KVM_CREATE_VM, so the two are selected by flipping it
- * between VM creations).  Without the parameter (an upstream kernel) only
- * the C implementation is measured, labelled "c".
+ * implementations in one boot (each VM latches the implementation at
+ * KVM_CREATE_VM: Rust while kvm_msr_rs.ko is loaded, C otherwise, so the
+ * two are selected by loading and unloading the module between VM
+ * creations).  Without the module file (an upstream kernel) only the C
+ * implementation is measured, labelled "c".
  *
  * Parts (default: all, in this order):
  *   lookup   in-kernel kvm_msr_allowed() cost through the per-VM debugfs
@@ -66,9 +67,8 @@ static unsigned long exits_per_rep = 2000;
 static int max_busy = 2;
 static const char *impl_list = "c,rust";
 
-static const char impl_param[] = "/sys/module/kvm/parameters/msr_filter_rust";
-static bool have_param;
-static char param_saved[8];
+static bool have_module;
+static bool was_loaded;
 
 /* Bitmaps: all MSRs allowed (0x3000 bits, the maximum) or all denied. */
 static u8 bm_ones[0x600];
@@ -122,11 +122,11 @@ static void parse_impls(void)
 {
 	char buf[64], *tok, *save;
 
-	if (!have_param) {
+	if (!have_module) {
 		strcpy(impls[0], "c");
 		nr_impls = 1;
-		printf("# no %s: upstream KVM, measuring its (C) implementation only\n",
-		       impl_param);
+		printf("# no %s: measuring KVM's (C) implementation only\n",
+		       MF_MODULE_PATH);
 		return;
 	}
 	snprintf(buf, sizeof(buf), "%s", impl_list);
@@ -139,33 +139,28 @@ static void parse_impls(void)
 	TEST_ASSERT(nr_impls, "-I: no implementation");
 }
 
-/* Selects the implementation of the VMs created next. */
+/*
+ * Selects the implementation of the VMs created next: kvm_msr_rs.ko loaded
+ * (Rust) or not (C).  VMs of both can coexist, but the module can only be
+ * unloaded once its VMs are gone: each part creates its C VMs first.
+ */
 static void select_impl(const char *impl)
 {
-	if (!have_param)
+	if (!have_module)
 		return;
-	TEST_ASSERT(mf_write_kvm_param("msr_filter_rust",
-				       strcmp(impl, "rust") ? "N" : "Y"),
-		    "cannot write %s", impl_param);
+	TEST_ASSERT(mf_select_impl(impl), "cannot select %s", impl);
 }
 
 static void save_param(void)
 {
-	FILE *f = fopen(impl_param, "r");
-
-	if (!f)
-		return;
-	if (fgets(param_saved, sizeof(param_saved), f) &&
-	    access(impl_param, W_OK) == 0)
-		have_param = true;
-	param_saved[strcspn(param_saved, "\n")] = 0;
-	fclose(f);
+	have_module = mf_rust_available();
+	was_loaded = mf_rust_loaded();
 }
 
 static void restore_param(void)
 {
-	if (have_param)
-		mf_write_kvm_param("msr_filter_rust", param_saved);
+	if (have_module)
+		mf_select_impl(was_loaded ? "rust" : "c");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -229,7 +224,7 @@ static void check_vm_impl(struct kvm_vm *vm, const char *impl)
 	if (vm_debugfs_missing(vm, "msr_filter"))
 		return;
 	dump_value(vm, "impl", got, sizeof(got));
-	if (have_param && strcmp(got, impl)) {
+	if (have_module && strcmp(got, impl)) {
 		printf("# ERROR: VM created for impl %s reports impl '%s'\n", impl, got);
 		failures++;
 	}

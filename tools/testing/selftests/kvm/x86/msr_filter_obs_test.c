@@ -7,13 +7,13 @@
  *
  * Each test decides for itself whether it can run:
  *
- *   - the six MSR statistics exist only with CONFIG_KVM_MSR_FILTER_RUST
+ *   - the six MSR statistics exist only with CONFIG_KVM_MSR_FILTER_OPS
  *     (looked up by name in the VM's binary stats; absent -> SKIP);
  *   - the debugfs files exist only with the same option and a mounted
  *     debugfs (/sys/kernel/debug/kvm/<pid>-<vm fd>/...; absent -> SKIP);
  *   - the implementation of a VM is what its msr_filter file says
  *     ("impl: rust" or "impl: c"); without debugfs, a VM that has the
- *     statistics is Rust iff kvm.msr_filter_rust was Y at creation.
+ *     statistics is Rust iff kvm_msr_rs was loaded at its creation.
  *
  * The replacement bound and teardown tests only use standard ioctls and run
  * on any kernel with KVM_CAP_X86_MSR_FILTER (they pass trivially for the C
@@ -39,20 +39,6 @@ enum mf_impl { IMPL_UNKNOWN, IMPL_C, IMPL_RUST };
 static const char *impl_name(enum mf_impl impl)
 {
 	return impl == IMPL_RUST ? "rust" : impl == IMPL_C ? "c" : "unknown";
-}
-
-/* kvm.msr_filter_rust: 1 (Y), 0 (N), -1 (no such parameter). */
-static int param_rust(void)
-{
-	FILE *f = fopen("/sys/module/kvm/parameters/msr_filter_rust", "r");
-	int c;
-
-	if (!f)
-		return -1;
-	c = fgetc(f);
-	fclose(f);
-	return c == 'Y' || c == 'y' || c == '1' ? 1 :
-	       c == 'N' || c == 'n' || c == '0' ? 0 : -1;
 }
 
 /*
@@ -221,14 +207,14 @@ static void dump_free(struct dump *d)
 
 /*
  * Which implementation @vm uses: its debugfs file if there is one, else
- * (statistics present) the module parameter, which the VM latched at
- * creation; IMPL_UNKNOWN on a kernel without either.
+ * (statistics present) whether kvm_msr_rs is loaded, assuming it was when
+ * the VM latched its implementation at creation; IMPL_UNKNOWN on a kernel
+ * without either.
  */
 static enum mf_impl vm_impl(struct kvm_vm *vm)
 {
 	enum mf_impl impl;
 	struct dump d;
-	int p;
 
 	if (dump_read(vm, &d)) {
 		impl = d.impl;
@@ -237,8 +223,7 @@ static enum mf_impl vm_impl(struct kvm_vm *vm)
 	}
 	if (!vm_has_msr_stats(vm))
 		return IMPL_UNKNOWN;
-	p = param_rust();
-	return p == 1 ? IMPL_RUST : p == 0 ? IMPL_C : IMPL_UNKNOWN;
+	return mf_rust_loaded() ? IMPL_RUST : IMPL_C;
 }
 
 /* ---------------------------------------------------------------------
@@ -315,7 +300,7 @@ TEST(stats_count_exits)
 	vm = vm_create_with_one_vcpu(&vcpu, guest_stats);
 	if (!vm_has_msr_stats(vm)) {
 		kvm_vm_free(vm);
-		SKIP(return, "no MSR filter statistics (kernel without CONFIG_KVM_MSR_FILTER_RUST)");
+		SKIP(return, "no MSR filter statistics (kernel without CONFIG_KVM_MSR_FILTER_OPS)");
 	}
 	impl = vm_impl(vm);
 	if (impl == IMPL_UNKNOWN) {
@@ -440,13 +425,12 @@ TEST(debugfs_dump)
 		kvm_vm_free(vm);
 		SKIP(return, "no debugfs msr_filter file for the VM");
 	}
-	p = param_rust();
-	TEST_ASSERT(p >= 0, "msr_filter in debugfs, but no kvm.msr_filter_rust");
+	p = mf_rust_loaded();
 	want_impl = p ? IMPL_RUST : IMPL_C;
-	ksft_print_msg("VM implementation: %s (kvm.msr_filter_rust=%c)\n",
-		       impl_name(d.impl), p ? 'Y' : 'N');
-	TEST_ASSERT(d.impl == want_impl, "impl %s, param says %s:\n%s",
-		    impl_name(d.impl), impl_name(want_impl), d.text);
+	ksft_print_msg("VM implementation: %s (%s %s)\n", impl_name(d.impl),
+		       MF_MODULE, p ? "loaded" : "not loaded");
+	TEST_ASSERT(d.impl == want_impl, "impl %s, but %s is %sloaded:\n%s",
+		    impl_name(d.impl), MF_MODULE, p ? "" : "not ", d.text);
 
 	/* Before any set: no filter. */
 	TEST_ASSERT(!strcmp(d.def, "none") && !d.nranges && d.bytes < 0,

@@ -11,8 +11,9 @@
 //!   checks, and a lookup of at most six search steps (`kvm_msr_allowed()`).
 //! - [`exit`]: exit-to-userspace and completion decisions.
 //!
-//! The kernel includes each file as a module (`#[path = ...] mod name;`) under
-//! one parent, so modules refer to each other only through `super::`.
+//! The kernel module `kvm_msr_rs` compiles the same files as the modules of
+//! its `msr_filter` module (`rust/kvm_msr_rs.rs`), so modules refer to each
+//! other only through `super::`, and the lints below hold there too.
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -252,7 +252,7 @@ impl Table {
             }
         }
         let bounds = bounds.get_mut(..nbounds).unwrap_or(&mut []);
-        bounds.sort_unstable();
+        sort_bounds(bounds);
 
         *self = Table::EMPTY;
         let mut n = 0usize;
@@ -284,8 +284,29 @@ impl Table {
         }
         // INVARIANT: `n <= 33`, so `2 * top`, the smallest power of two of at
         // least `n`, is at most 64 and the entries from `n` on are sentinels.
-        let top = n.next_power_of_two() / 2;
+        let top = n.checked_next_power_of_two().unwrap_or(0) / 2;
         self.top = u8::try_from(top).unwrap_or(FULL_TOP);
+    }
+}
+
+/// Sorts the (at most 33) interval boundaries of a table in place.
+///
+/// An insertion sort without a panic path: `sort_unstable()`'s quicksort
+/// ends in calls the kernel's objtool cannot follow ("falls through to next
+/// function"), and a few dozen elements need nothing faster.
+fn sort_bounds(v: &mut [u32]) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 {
+            let Some([a, b]) = v.get_mut(j - 1..=j) else {
+                break;
+            };
+            if *a <= *b {
+                break;
+            }
+            core::mem::swap(a, b);
+            j -= 1;
+        }
     }
 }
 

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VM's filter: `kvm_msr_allowed()`, `KVM_X86_SET_MSR_FILTER`, its free and its debugfs
+//! file.
+
+use core::{
+    ffi::{c_int, c_void},
+    ops::{Deref, DerefMut},
+};
+use kernel::{
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KBox, KVec},
+    bindings,
+    prelude::*,
+    seq_file::SeqFile,
+    seq_print,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        srcu::SrcuFree,
+    },
+    types::Opaque,
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::{
+    msr_filter::{
+        desc::FilterDesc,
+        errno::Errno,
+        filter::{build, is_x2apic_msr, Filter, FilterAlloc},
+        uapi::{COMPAT_FILTER_SIZE, NATIVE_FILTER_SIZE},
+    },
+    vm::{Stat, Vm},
+};
+
+/// The filter of a VM.
+type VmFilter = Filter<KVec<u8>>;
+
+/// How many replaced filters of a VM may wait for their SRCU grace period at once.
+///
+/// Up to this many `KVM_X86_SET_MSR_FILTER` calls in a row return without waiting; one more
+/// waits for an (expedited) grace period, as upstream does on every call. A filter takes at
+/// most about 26 KiB (16 bitmaps of `KVM_MSR_FILTER_MAX_BITMAP_SIZE` bytes and the node), so
+/// this bounds what a VM can leave waiting to about 210 KiB, charged to its memory cgroup.
+const MAX_PENDING: u32 = 8;
+
+/// Takes one of the VM's `MAX_PENDING` deferral slots, if one is free.
+fn claim_deferral(pending: &Atomic<u32>) -> bool {
+    let mut cur = pending.load(Relaxed);
+    while cur < MAX_PENDING {
+        match pending.cmpxchg(cur, cur + 1, Acquire) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+    false
+}
+
+/// The object behind the VM's filter pointer: a filter and what freeing it after an SRCU grace
+/// period needs.
+///
+/// # Invariants
+///
+/// `pending` points to the VM's `kvm_msr_filter_vm.pending`, which outlives the node: the VM
+/// waits for SRCU callbacks (`srcu_barrier()`) before it is freed. `deferred` is set only on
+/// replaced nodes that are being freed by an SRCU callback, each counted in `pending`.
+pub(crate) struct Node {
+    head: Opaque<bindings::callback_head>,
+    pending: *const Atomic<u32>,
+    deferred: Atomic<bool>,
+    filter: VmFilter,
+}
+
+// SAFETY: the filter is plain data; `pending` is only used for an atomic subtraction, which is
+// fine from any thread (the SRCU callback runs in softirq context).
+unsafe impl Send for Node {}
+
+// SAFETY: vCPUs on several CPUs read the installed node at once, through `&Node`: the filter is
+// immutable once published, `deferred` and the counter behind `pending` are atomics, and `head`
+// is only touched by `call_srcu()` after the node has been unpublished.
+unsafe impl Sync for Node {}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // A deferred node is dropped by its SRCU callback: one replaced filter fewer waits.
+        if self.deferred.load(Relaxed) {
+            // SAFETY: by the type invariants `pending` is valid.
+            unsafe { &*self.pending }.fetch_sub(1u32, Release);
+        }
+    }
+}
+
+// SAFETY: `srcu_head` returns the node's own `head`, used only for the `call_srcu()` that frees
+// the node, and `from_srcu_head` is its exact inverse.
+unsafe impl SrcuFree for Node {
+    fn srcu_head(this: *mut Self) -> *mut bindings::callback_head {
+        // SAFETY: `this` points to a live node (caller's guarantee); no reference is created.
+        Opaque::cast_into(unsafe { core::ptr::addr_of!((*this).head) })
+    }
+
+    unsafe fn from_srcu_head(head: *mut bindings::callback_head) -> *mut Self {
+        // SAFETY: `head` is the `head` field of a `Node` (the caller's guarantee).
+        unsafe { kernel::container_of!(Opaque::cast_from(head).cast_mut(), Node, head) }
+    }
+}
+
+/// The boxed node the core builds into; it dereferences to the filter.
+struct NodeBox(KBox<Node>);
+
+impl Deref for NodeBox {
+    type Target = VmFilter;
+
+    fn deref(&self) -> &VmFilter {
+        &self.0.filter
+    }
+}
+
+impl DerefMut for NodeBox {
+    fn deref_mut(&mut self) -> &mut VmFilter {
+        &mut self.0.filter
+    }
+}
+
+/// Converts an error of the core into a kernel [`Error`].
+pub(crate) fn to_error(e: Errno) -> Error {
+    match e {
+        Errno::Inval => EINVAL,
+        Errno::Fault => EFAULT,
+        Errno::NoMem => ENOMEM,
+    }
+}
+
+/// Allocates filter objects and bitmaps for the core, charged to the VM's memory cgroup.
+///
+/// # Invariants
+///
+/// `pending` points to the VM's `kvm_msr_filter_vm.pending`.
+struct AccountedAlloc {
+    pending: *const Atomic<u32>,
+}
+
+impl FilterAlloc for AccountedAlloc {
+    type Bitmap = KVec<u8>;
+    type Boxed = NodeBox;
+
+    fn alloc_filter(&mut self, filter: VmFilter) -> Result<NodeBox, Errno> {
+        let node = Node {
+            head: Opaque::uninit(),
+            // INVARIANT: `self.pending` is the VM's counter, which outlives every node.
+            pending: self.pending,
+            deferred: Atomic::new(false),
+            filter,
+        };
+        KBox::new(node, GFP_KERNEL_ACCOUNT)
+            .map(NodeBox)
+            .map_err(|_| Errno::NoMem)
+    }
+
+    fn alloc_bitmap(&mut self, len: usize) -> Result<KVec<u8>, Errno> {
+        KVec::from_elem(0u8, len, GFP_KERNEL_ACCOUNT).map_err(|_| Errno::NoMem)
+    }
+}
+
+/// Copies `buf.len()` bytes from the user address `addr`, like `memdup_user()` does.
+fn copy_bitmap(addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let addr = usize::try_from(addr).map_err(|_| Errno::Fault)?;
+    UserSlice::new(UserPtr::from_addr(addr), buf.len())
+        .reader()
+        .read_slice(buf)
+        .map_err(|_| Errno::Fault)
+}
+
+/// Reads the userspace `struct kvm_msr_filter` (or its compat layout) at `argp`.
+fn read_desc(argp: *mut c_void, compat: bool) -> Result<FilterDesc> {
+    let ptr = UserPtr::from_ptr(argp);
+    if compat {
+        let mut raw = [0u8; COMPAT_FILTER_SIZE];
+        UserSlice::new(ptr, raw.len())
+            .reader()
+            .read_slice(&mut raw)?;
+        Ok(FilterDesc::from_compat(&raw))
+    } else {
+        let mut raw = [0u8; NATIVE_FILTER_SIZE];
+        UserSlice::new(ptr, raw.len())
+            .reader()
+            .read_slice(&mut raw)?;
+        Ok(FilterDesc::from_native(&raw))
+    }
+}
+
+/// `kvm_msr_allowed()`: may the guest access MSR `index` with access `ty` (read 1, write 2)?
+///
+/// # Safety
+///
+/// `vm` must be the `kvm_msr_filter_vm` of a live VM that uses this module.
+pub(crate) unsafe extern "C" fn msr_allowed(
+    vm: *mut bindings::kvm_msr_filter_vm,
+    index: u32,
+    ty: u32,
+) -> bool {
+    // x2APIC MSRs cannot be filtered; no need to enter the read section.
+    if is_x2apic_msr(index) {
+        return true;
+    }
+    // SAFETY: KVM passes the `kvm_msr_filter_vm` of a live VM using this module.
+    let vm = unsafe { Vm::from_raw(vm) };
+    vm.filter().read(|n| match n {
+        Some(n) => n.filter.allowed_raw(index, ty),
+        None => true,
+    })
+}
+
+/// `KVM_X86_SET_MSR_FILTER` (or, with `compat`, its 32-bit form) with the argument at `argp`.
+///
+/// Builds the new filter outside any lock and publishes it under `kvm->lock`. The old filter is
+/// freed by an SRCU callback after its grace period, so the ioctl does not wait for one; to
+/// bound memory, at most `MAX_PENDING` replaced filters per VM wait for their grace period:
+/// while that many do, a further replaced filter is freed after an expedited grace period
+/// (outside `kvm->lock`), as C frees every replaced filter after a grace period.
+/// On any error the installed filter is left untouched. Returns 0 or a negative errno; KVM
+/// requests the intercept recalculation on success.
+///
+/// # Safety
+///
+/// `vm` must be the `kvm_msr_filter_vm` of a live VM that uses this module; `argp` is an
+/// untrusted user pointer.
+pub(crate) unsafe extern "C" fn set_filter(
+    vm: *mut bindings::kvm_msr_filter_vm,
+    argp: *mut c_void,
+    compat: bool,
+) -> c_int {
+    // SAFETY: KVM passes the `kvm_msr_filter_vm` of a live VM using this module.
+    let vm = unsafe { Vm::from_raw(vm) };
+    let desc = match read_desc(argp, compat) {
+        Ok(d) => d,
+        Err(e) => return e.to_errno(),
+    };
+    let pending = vm.pending();
+    let mut alloc = AccountedAlloc { pending };
+    let new = match build(&desc, &mut alloc, copy_bitmap) {
+        Ok(f) => f.0,
+        Err(e) => return to_error(e).to_errno(),
+    };
+    let filter = vm.filter();
+    let old = {
+        let _guard = vm.lock().lock();
+        let old = filter.replace(Some(new));
+        vm.count(Stat::Updates);
+        old
+    };
+    // Outside `kvm->lock`: never wait for SRCU with it held, vCPUs may take it inside their
+    // read-side critical sections (Documentation/virt/kvm/locking.rst). A replaced filter is
+    // freed by an SRCU callback without waiting, unless `MAX_PENDING` of them already wait:
+    // then it is freed after a grace period, as C does, so memory stays bounded. Expedited:
+    // with callbacks queued SRCU never looks idle, so a plain `synchronize_srcu()` would wait
+    // for a full normal grace period where C's usually expedites on its own.
+    let deferrable = match old.get() {
+        Some(n) if claim_deferral(pending) => {
+            n.deferred.store(true, Relaxed);
+            true
+        }
+        _ => false,
+    };
+    if deferrable {
+        old.defer();
+    } else {
+        old.synchronize_expedited();
+    }
+    0
+}
+
+/// Frees the VM's filter at VM destruction, after its vCPUs are gone.
+///
+/// Returns only after every SRCU callback this module queued for the VM has run, so that KVM
+/// may then drop its reference on the module.
+///
+/// # Safety
+///
+/// `vm` must be the `kvm_msr_filter_vm` of a VM being destroyed that uses this module, whose
+/// vCPUs have all been freed, so that no reader can exist, and whose `kvm->srcu` is cleaned up
+/// only after this returns.
+pub(crate) unsafe extern "C" fn destroy(vm: *mut bindings::kvm_msr_filter_vm) {
+    // SAFETY: KVM passes the `kvm_msr_filter_vm` of a VM that is still valid and uses this
+    // module.
+    let vm = unsafe { Vm::from_raw(vm) };
+    let filter = vm.filter();
+    // Wait for the replaced filters still waiting for their grace period: their callbacks must
+    // run before `kvm->srcu` is cleaned up and before this module may be unloaded.
+    filter.srcu().barrier();
+    // SAFETY: no reader exists any more (the caller's guarantee).
+    drop(unsafe { filter.take() });
+}
+
+/// Shows the VM's filter in its debugfs file `msr_filter`.
+///
+/// # Safety
+///
+/// `vm` must be the `kvm_msr_filter_vm` of a live VM that uses this module, and `m` the
+/// `seq_file` being shown.
+pub(crate) unsafe extern "C" fn show(
+    vm: *mut bindings::kvm_msr_filter_vm,
+    m: *mut bindings::seq_file,
+) -> c_int {
+    // SAFETY: KVM passes the `kvm_msr_filter_vm` of a live VM using this module.
+    let vm = unsafe { Vm::from_raw(vm) };
+    // SAFETY: KVM passes the `seq_file` being shown, used only by this thread.
+    let m = unsafe { SeqFile::from_raw(m) };
+    seq_print!(m, "impl: rust\n");
+    seq_print!(m, "generation: {}\n", vm.stat_value(Stat::Updates));
+    seq_print!(m, "pending: {}\n", vm.pending().load(Relaxed));
+    vm.filter().read(|n| {
+        let Some(n) = n else {
+            seq_print!(m, "default: none\n");
+            return;
+        };
+        let f = &n.filter;
+        let node: *const Node = n;
+        // SAFETY: `node` and every bitmap are live allocations of the slab allocator.
+        let mut bytes = unsafe { bindings::ksize(node.cast()) };
+        for r in f.ranges() {
+            // SAFETY: as above.
+            bytes = bytes.saturating_add(unsafe { bindings::ksize(r.bitmap().as_ptr().cast()) });
+        }
+        let default = if f.default_allow() { "allow" } else { "deny" };
+        seq_print!(m, "default: {}\nbytes: {}\n", default, bytes);
+        for r in f.ranges() {
+            seq_print!(
+                m,
+                "range: flags={:#x} base={:#x} nmsrs={}\n",
+                r.flags(),
+                r.base(),
+                r.nmsrs()
+            );
+        }
+    });
+    0
+}
