@@ -21,6 +21,10 @@ LOG_TAG=boot
 
 kernel=$1 initrd=$2 logf=$3
 shift 3
+need qemu-system-x86_64:qemu-system-x86 timeout:coreutils
+[ -f "$kernel" ] || die "no kernel image at $kernel"
+[ -f "$initrd" ] || die "no initramfs at $initrd"
+mkdir_or_die "$(dirname "$logf")"
 cmdline="console=ttyS0 panic=-1 loglevel=5 tsc_early_khz=2000000 kvm.force_emulation_prefix=1 $*"
 args=(-accel "tcg,thread=${TCG_THREAD:-single}" -machine q35 -cpu max -m "${MEM:-2G}" -smp "${SMP:-2}"
       -display none -monitor none -serial stdio -no-reboot -nic none

@@ -23,6 +23,11 @@ norust) FRAGS+=("$CFG_DIR/norust.config") ;;
 *) die "unknown flavour '$FLAVOUR' (default, debug or norust)" ;;
 esac
 
+need make:make clang-$LLVM_MAJOR:clang-$LLVM_MAJOR ld.lld-$LLVM_MAJOR:lld-$LLVM_MAJOR \
+	bison:bison flex:flex bc:bc
+for t in /usr/bin/rustc /usr/bin/rustfmt /usr/bin/clippy-driver "$TOOLS_DIR/bin/bindgen"; do
+	[ -x "$t" ] || die "missing tool: $t; tools/pipeline/setup-host.sh installs it"
+done
 SRC=$("$(dirname "$0")/prepare-tree.sh")
 if [ -n "${KDIR:-}" ]; then
 	B=$CACHE/build/kdir-$(printf '%s' "$SRC" | sha256sum | cut -c1-12)-$FLAVOUR
@@ -31,7 +36,7 @@ else
 	B=$CACHE/build/$KVER-$FLAVOUR
 	tree_id=$(git -C "$SRC" rev-parse 'HEAD^{tree}')
 fi
-mkdir -p "$B"
+mkdir_or_die "$B"
 cfg_id=$(cat "${FRAGS[@]}" <(printf '%s\n' "${KMAKE_VARS[@]}") | sha256sum | cut -c1-16)
 stamp="tree=$tree_id cfg=$cfg_id"
 

@@ -15,21 +15,23 @@ if git -C "$SRC" rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
 	exit 0
 fi
 
+need dpkg-deb:dpkg tar:tar xz:xz-utils git:git sha256sum:coreutils
 DL=$CACHE/dl
-mkdir -p "$DL"
+mkdir_or_die "$DL"
 DEB=$DL/linux-source-7.3_${KSRC_DEB_VERSION/:/%3a}_all.deb
 if [ ! -f "$DEB" ]; then
+	need apt-get:apt
 	log "downloading linux-source-7.3=$KSRC_DEB_VERSION (~167 MB, apt-get download)"
 	(cd "$DL" && apt-get download -q "linux-source-7.3=$KSRC_DEB_VERSION" 2>&1 |
 		grep -v 'unsandboxed' >&2 || true)
 fi
 [ -f "$DEB" ] || die "download failed: is trixie-backports configured? (run tools/pipeline/setup-host.sh)"
-echo "$KSRC_DEB_SHA256  $DEB" | sha256sum -c --quiet - ||
+echo "$KSRC_DEB_SHA256  $DEB" | sha256sum -c --quiet - >&2 ||
 	die "sha256 mismatch for $DEB (expected $KSRC_DEB_SHA256)"
 
+mkdir_or_die "$CACHE/src"
 log "unpacking into $SRC (~1 minute)"
-mkdir -p "$CACHE/src"
-tmp=$(mktemp -d "$CACHE/src/.unpack.XXXXXX")
+tmp=$(mktemp -d "$CACHE/src/.unpack.XXXXXX") || die "cannot create a directory in $CACHE/src"
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$tmp" ./usr/src/linux-source-7.3.tar.xz
 tar -xf "$tmp/usr/src/linux-source-7.3.tar.xz" -C "$tmp"

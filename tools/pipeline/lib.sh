@@ -26,6 +26,26 @@ JOBS=${JOBS:-$(nproc)}
 log() { printf '[%s] %s\n' "${LOG_TAG:-pipeline}" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "${LOG_TAG:-pipeline}" "$*" >&2; exit 1; }
 
+# need TOOL PACKAGE...: die with a readable reason unless every TOOL (a
+# command on PATH) is there.  Arguments are "tool:package" pairs.
+need() {
+	local t missing=()
+	for t in "$@"; do
+		command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t%%:*} (Debian package ${t#*:})")
+	done
+	[ ${#missing[@]} = 0 ] ||
+		die "missing tool: ${missing[*]}; tools/pipeline/setup-host.sh installs it"
+}
+
+# mkdir_or_die DIR...: create directories, or say which one cannot be made.
+mkdir_or_die() {
+	local d
+	for d in "$@"; do
+		mkdir -p "$d" 2>/dev/null ||
+			die "cannot create directory $d ($(mkdir -p "$d" 2>&1 | sed 's/^mkdir: //'))"
+	done
+}
+
 # Content hash of a list of files/dirs (names and contents).
 content_hash() {
 	local f

@@ -9,11 +9,14 @@ LOG_TAG=initramfs
 . "$(dirname "$0")/lib.sh"
 
 out=$1 conf=$2 tests=${3:-} extra=${4:-}
+need busybox:busybox-static cpio:cpio gzip:gzip file:file
+bb=$(command -v busybox)
+file -L "$bb" | grep -q 'statically linked' || die "$bb is not static (install busybox-static)"
+mkdir_or_die "$(dirname "$out")"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,etc/kvm-msr,proc,sys,tmp,tests,samples}
-cp /bin/busybox "$root/bin/busybox"
-file -L "$root/bin/busybox" | grep -q 'statically linked' || die "/bin/busybox is not static (install busybox-static)"
+cp "$bb" "$root/bin/busybox"
 install -m 755 "$TOP/tools/pipeline/guest-init.sh" "$root/init"
 cp "$conf" "$root/etc/kvm-msr/run.conf"
 if [ -n "$tests" ]; then
