@@ -4,7 +4,8 @@
 # Obtain the pristine Linux 7.3 source as a git repository (one commit,
 # tagged "pristine") at $CACHE/src/linux-$KVER and print its path.
 # Downloads Debian's linux-source-7.3 with `apt-get download` (never
-# installs it) and checks its sha256 against the pin in lib.sh.
+# installs it), or takes it from KSRC_DEB=/path/to.deb, and checks its
+# sha256 against the pin in lib.sh either way.
 set -euo pipefail
 LOG_TAG=fetch
 . "$(dirname "$0")/lib.sh"
@@ -16,9 +17,15 @@ if git -C "$SRC" rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
 fi
 
 need dpkg-deb:dpkg tar:tar xz:xz-utils git:git sha256sum:coreutils
-DL=$CACHE/dl
-mkdir_or_die "$DL"
-DEB=$DL/linux-source-7.3_${KSRC_DEB_VERSION/:/%3a}_all.deb
+if [ -n "${KSRC_DEB:-}" ]; then
+	DEB=$KSRC_DEB
+	[ -f "$DEB" ] || die "KSRC_DEB=$DEB: no such file"
+	log "using $DEB (KSRC_DEB)"
+else
+	DL=$CACHE/dl
+	mkdir_or_die "$DL"
+	DEB=$DL/linux-source-7.3_${KSRC_DEB_VERSION/:/%3a}_all.deb
+fi
 if [ ! -f "$DEB" ]; then
 	need apt-get:apt
 	log "downloading linux-source-7.3=$KSRC_DEB_VERSION (~167 MB, apt-get download)"

@@ -6,7 +6,9 @@ CACHE=${KVM_MSR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-msr-rs}
 TOOLS_DIR=${TOOLS_DIR:-$CACHE/tools}
 
 # The kernel this project patches: Debian's linux-source-7.3 from
-# trixie-backports, pinned by version and content.
+# trixie-backports, pinned by version and content.  KSRC_DEB=/path/to.deb
+# takes the package from a local file instead of downloading it (still
+# checked against the sha256 below).
 KVER=7.3.4
 KSRC_DEB_VERSION=7.3.4-1~bpo13+1
 KSRC_DEB_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
