@@ -190,13 +190,12 @@ if [ "${HOST_BENCH:-1}" = 1 ]; then
 fi
 
 # 2. Kernel, selftests (with the benchmark), one boot.
-B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
-# build-kernel.sh prepared the tree; kbuild links it from the build dir.
-SRC=$(readlink -f "$B/source")
-T=$CACHE/selftests/bench-${FLAVOUR:-default}
-log "building the KVM selftests and msr_filter_bench into $T"
-bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$RESULTS/bench-selftests-build.log" 2>&1 ||
-	{ tail -30 "$RESULTS/bench-selftests-build.log" >&2; die "selftest build failed"; }
+. "$TOP/tools/pipeline/guest.sh"
+prepare_guest "${FLAVOUR:-default}" "$CACHE/selftests/bench-${FLAVOUR:-default}"
+case $? in
+1) die "kernel build failed" ;;
+2) die "selftest build failed" ;;
+esac
 bin=$(awk '$1 == "msr_filter_bench" { print $2 }' "$T/bench.list" 2>/dev/null)
 [ -n "$bin" ] && [ -x "$T/$bin" ] || die "msr_filter_bench missing from $T/bench.list"
 
@@ -218,17 +217,16 @@ trap 'rm -rf "$conf" "$stage"' EXIT
 install -D -m 755 "$T/$bin" "$stage/$bin"
 CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $GUEST_ARGS"
 printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
-"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage"
+pack_guest "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage" || die "initramfs packing failed"
 log "booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs): $bin $GUEST_ARGS"
 start=$(date +%s)
-QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/tools/pipeline/boot.sh" \
-	"$B/arch/x86/boot/bzImage" "$RESULTS/bench-initramfs.cpio.gz" "$RESULTS/console-bench.log"
-qs=$?
+QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} boot_and_report "$BZIMAGE" \
+	"$RESULTS/bench-initramfs.cpio.gz" bench --expect-cmd --summary-only
+qs=$GUEST_QS
+rc=$GUEST_RC
 log "guest finished in $(( $(date +%s) - start ))s (QEMU status $qs)"
 sed -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}' "$RESULTS/console-bench.log" | tr -d '\r' > "$guest_out"
-python3 "$TOP/tools/pipeline/report.py" --qemu-status "$qs" --expect-cmd --summary-only \
-	"$RESULTS/console-bench.log" 2>/dev/null | grep -v '^guest:' >&2
-rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$RESULTS/console-bench.log" | tr -d '\r' | tail -1)
+grep -v '^guest:' "$RESULTS/report-bench.txt" >&2
 
 # 3. The table.
 {

@@ -3,7 +3,7 @@
 #
 # build-kernel.sh [default|debug|norust]: configure and build the patched kernel
 # out of tree and print the build directory (bzImage is
-# arch/x86/boot/bzImage in it).
+# arch/x86/boot/bzImage in it, and .kvm-msr-src names the source tree).
 #
 # The build directory, $CACHE/build/<kernel>-<flavour>, is kept between
 # runs: a stamp of (source tree, config fragments, toolchain) skips make
@@ -31,12 +31,16 @@ done
 SRC=$("$(dirname "$0")/prepare-tree.sh")
 if [ -n "${KDIR:-}" ]; then
 	B=$CACHE/build/kdir-$(printf '%s' "$SRC" | sha256sum | cut -c1-12)-$FLAVOUR
-	tree_id=$(content_hash "$TOP/patches" "$TOP/rust/msr_filter/src" "$TOP/arch" "$TOP/rust/kernel")
+	# What prepare-tree.sh applies: the patches and the overlay roots.
+	tree_id=$(content_hash "$TOP/patches" "$TOP/rust/msr_filter/src" "$TOP/Documentation/virt")
 else
 	B=$CACHE/build/$KVER-$FLAVOUR
 	tree_id=$(git -C "$SRC" rev-parse 'HEAD^{tree}')
 fi
 mkdir_or_die "$B"
+# The source tree this build directory is built from, for the selftest
+# build (kbuild's own "source" link appears only once make has run).
+echo "$SRC" > "$B/.kvm-msr-src"
 cfg_id=$(cat "${FRAGS[@]}" <(printf '%s\n' "${KMAKE_VARS[@]}") | sha256sum | cut -c1-16)
 stamp="tree=$tree_id cfg=$cfg_id"
 

@@ -15,19 +15,9 @@ LOG_TAG=check
 . "$(dirname "$0")/lib.sh"
 
 FLAVOURS=${FLAVOURS:-default}
-RESULTS=$CACHE/results
-mkdir -p "$RESULTS"
-total_pass=0
-total_fail=0
-total_skip=0
-failures=()
-
-count() { # count LABEL PASS FAIL SKIP
-	total_pass=$((total_pass + $2))
-	total_fail=$((total_fail + $3))
-	total_skip=$((total_skip + $4))
-	[ "$3" = 0 ] || failures+=("$1")
-}
+# shellcheck source=tools/pipeline/guest.sh
+. "$TOP/tools/pipeline/guest.sh"
+mkdir_or_die "$RESULTS"
 
 bash "$TOP/tools/pipeline/setup-host.sh" || die "host setup failed"
 
@@ -38,19 +28,11 @@ run_host_tests
 
 # 2-5. Kernel, selftests, boot, per flavour.
 for flavour in $FLAVOURS; do
-	B=$("$TOP/tools/pipeline/build-kernel.sh" "$flavour") || {
-		count "kernel build ($flavour)" 0 1 0
-		continue
-	}
-	# build-kernel.sh prepared the tree; kbuild links it from the build dir.
-	SRC=$(readlink -f "$B/source")
-	T=$CACHE/selftests/$flavour
-	log "building KVM selftests from $SRC"
-	if ! bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$RESULTS/selftests-build.log" 2>&1; then
-		tail -40 "$RESULTS/selftests-build.log" >&2
-		count "selftest build" 0 1 0
-		continue
-	fi
+	prepare_guest "$flavour" "$CACHE/selftests/$flavour"
+	case $? in
+	1) count "kernel build ($flavour)" 0 1 0; continue ;;
+	2) count "selftest build ($flavour)" 0 1 0; continue ;;
+	esac
 	# The sample VMM's demo, recorded on this host's KVM, replayed in the
 	# guest against both implementations.
 	S=$(sample_dir)
@@ -64,23 +46,14 @@ for flavour in $FLAVOURS; do
 		grep -q '^sample_demo ' "$T/tests.list" ||
 			echo "sample_demo sample_demo_test.sh" >> "$T/tests.list"
 	fi
-	conf=$(mktemp)
-	printf 'MODE=check\nTEST_TIMEOUT=%s\n' "${TEST_TIMEOUT:-900}" > "$conf"
-	"$TOP/tools/pipeline/mkinitramfs.sh" "$T/initramfs.cpio.gz" "$conf" "$T" "$S"
-	rm -f "$conf"
+	printf 'MODE=check\nTEST_TIMEOUT=%s\n' "${TEST_TIMEOUT:-900}" > "$T/run.conf"
+	pack_guest "$T/initramfs.cpio.gz" "$T/run.conf" "$T" "$S" ||
+		{ count "initramfs ($flavour)" 0 1 0; continue; }
 	log "booting the $flavour kernel and running $(grep -c '^[^#]' "$T/tests.list") test binaries"
-	"$TOP/tools/pipeline/boot.sh" "$B/arch/x86/boot/bzImage" "$T/initramfs.cpio.gz" \
-		"$RESULTS/console-$flavour.log"
-	qs=$?
-	python3 "$TOP/tools/pipeline/report.py" --qemu-status "$qs" \
-		"$RESULTS/console-$flavour.log" | tee "$RESULTS/report-$flavour.txt" | sed "s/^/[$flavour] /"
-	read -r p f s < <(sed -n 's/^guest: \([0-9]*\) passed, \([0-9]*\) failed\(, \([0-9]*\) skipped\)\?$/\1 \2 \4/p' \
-		"$RESULTS/report-$flavour.txt")
-	s=${s:-0}
-	if grep -q '^PROBLEM' "$RESULTS/report-$flavour.txt"; then
-		f=$((f + 1))
-	fi
-	count "guest tests ($flavour)" "${p:-0}" "${f:-1}" "$s"
+	boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour"
+	sed "s/^/[$flavour] /" "$RESULTS/report-$flavour.txt"
+	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
+	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
 done
 
 # 6. The documentation builds with the kernel's Sphinx setup, no warnings.
@@ -107,12 +80,4 @@ if [ "${PIPELINE_SELFTEST:-1}" = 1 ]; then
 	fi
 fi
 
-if [ ${#failures[@]} -gt 0 ]; then
-	log "failed: ${failures[*]}"
-fi
-if [ "$total_skip" -gt 0 ]; then
-	echo "$total_pass passed, $total_fail failed, $total_skip skipped"
-else
-	echo "$total_pass passed, $total_fail failed"
-fi
-[ "$total_fail" = 0 ]
+summary

@@ -48,6 +48,30 @@ mkdir_or_die() {
 	done
 }
 
+# Result counting, shared by check.sh and the single-step targets:
+# count LABEL PASS FAIL SKIP adds to the totals, summary prints the one
+# final line "N passed, M failed[, K skipped]" and returns non-zero if
+# anything failed.
+total_pass=0
+total_fail=0
+total_skip=0
+failures=()
+count() {
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+	total_skip=$((total_skip + $4))
+	[ "$3" = 0 ] || failures+=("$1")
+}
+summary() {
+	[ ${#failures[@]} = 0 ] || log "failed: ${failures[*]}"
+	if [ "$total_skip" -gt 0 ]; then
+		echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+	else
+		echo "$total_pass passed, $total_fail failed"
+	fi
+	[ "$total_fail" = 0 ]
+}
+
 # Content hash of a list of files/dirs (names and contents).
 content_hash() {
 	local f

@@ -11,6 +11,8 @@ LOG_TAG=pipeline-selftest
 kernel=$1
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
+RESULTS=$w
+. "$TOP/tools/pipeline/guest.sh"
 
 expect() { # expect NAME FILE PATTERN: FILE must contain PATTERN
 	if grep -qE -- "$3" "$2"; then
@@ -43,26 +45,24 @@ S
 chmod +x "$w/t1"/*.sh
 printf 'pass pass.sh\nfail fail.sh\nhang hang.sh\nwarn warn.sh\n' > "$w/t1/tests.list"
 printf 'MODE=check\nTEST_TIMEOUT=10\nIMPLS=default\n' > "$w/conf1"
-"$(dirname "$0")/mkinitramfs.sh" "$w/i1.gz" "$w/conf1" "$w/t1"
-QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i1.gz" "$w/log1" 2>/dev/null
-python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log1" > "$w/r1"
+pack_guest "$w/i1.gz" "$w/conf1" "$w/t1"
+QUIET=1 BOOT_TIMEOUT=300 boot_and_report "$kernel" "$w/i1.gz" 1 2>/dev/null
 rc=$?
 if [ "$rc" != 0 ]; then echo "PASS broken run exits non-zero"; else echo "FAIL broken run exited 0"; fi
-expect "a passing test is reported as passed" "$w/r1" '^PASS [^ ]*/pass: trivially passing'
-expect "a failing TAP test is reported as failed" "$w/r1" '^FAIL [^ ]*/fail: deliberately failing'
-expect "a hung test is stopped and failed" "$w/r1" '^FAIL [^ ]*/hang.*timed out'
-expect "a guest WARN_ON is caught" "$w/r1" '^PROBLEM kernel WARNING: .*lkdtm'
-expect "the summary counts them" "$w/r1" '^guest: 2 passed, 2 failed'
+expect "a passing test is reported as passed" "$w/report-1.txt" '^PASS [^ ]*/pass: trivially passing'
+expect "a failing TAP test is reported as failed" "$w/report-1.txt" '^FAIL [^ ]*/fail: deliberately failing'
+expect "a hung test is stopped and failed" "$w/report-1.txt" '^FAIL [^ ]*/hang.*timed out'
+expect "a guest WARN_ON is caught" "$w/report-1.txt" '^PROBLEM kernel WARNING: .*lkdtm'
+expect "the summary counts them" "$w/report-1.txt" '^guest: 2 passed, 2 failed'
 
 # Boot 2: the kernel panics at boot (no init to run).
 printf 'MODE=check\n' > "$w/conf2"
-"$(dirname "$0")/mkinitramfs.sh" "$w/i2.gz" "$w/conf2"
-QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i2.gz" "$w/log2" rdinit=/does-not-exist 2>/dev/null
-python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log2" > "$w/r2"
+pack_guest "$w/i2.gz" "$w/conf2"
+QUIET=1 BOOT_TIMEOUT=300 BOOT_ARGS=rdinit=/does-not-exist boot_and_report "$kernel" "$w/i2.gz" 2 2>/dev/null
 rc=$?
 if [ "$rc" != 0 ]; then echo "PASS panicking boot exits non-zero"; else echo "FAIL panicking boot exited 0"; fi
-expect "a boot panic is caught" "$w/r2" '^PROBLEM kernel panic: .*Kernel panic'
-expect "a boot panic says init was not reached" "$w/r2" '^PROBLEM the kernel did not reach /init'
+expect "a boot panic is caught" "$w/report-2.txt" '^PROBLEM kernel panic: .*Kernel panic'
+expect "a boot panic says init was not reached" "$w/report-2.txt" '^PROBLEM the kernel did not reach /init'
 
 # No boot: the report must flag a test whose outcome differs between the
 # two implementations, even when each run looks fine on its own.
