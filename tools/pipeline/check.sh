@@ -50,7 +50,12 @@ for flavour in $FLAVOURS; do
 	pack_guest "$T/initramfs.cpio.gz" "$T/run.conf" "$T" "$S" ||
 		{ count "initramfs ($flavour)" 0 1 0; continue; }
 	log "booting the $flavour kernel and running $(grep -c '^[^#]' "$T/tests.list") test binaries"
-	boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour"
+	# This boot (and only this one) runs the KUnit suites built in: the
+	# Rust doctests, whose every case is a result line.
+	kunit=()
+	grep -qx 'CONFIG_RUST_KERNEL_DOCTESTS=y' "$B/.config" &&
+		kunit=(--expect-kunit rust_doctests_kernel)
+	KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
 	sed "s/^/[$flavour] /" "$RESULTS/report-$flavour.txt"
 	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
 	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"

@@ -81,3 +81,35 @@ python3 "$(dirname "$0")/report.py" "$w/log3" > "$w/r3"
 rc=$?
 if [ "$rc" != 0 ]; then echo "PASS differing implementations exit non-zero"; else echo "FAIL differing implementations exited 0"; fi
 expect "differing implementations are named" "$w/r3" '^PROBLEM implementations differ on t: x: c pass, rust skip'
+
+# No boot: the KUnit KTAP of the Rust doctests, as the guest prints it
+# (tools/pipeline/guest-init.sh, from debugfs), with one failing doctest:
+# every case is a result, the failing one fails the run; a suite that
+# make check expects but that did not report is a problem.
+{
+	echo "@@BOOT-OK synthetic"
+	echo "@@KTAP-BEGIN /sys/kernel/debug/kunit/rust_doctests_kernel"
+	echo "KTAP version 1"
+	echo "1..1"
+	echo "    KTAP version 1"
+	echo "    # Subtest: rust_doctests_kernel"
+	echo "    1..2"
+	echo "    ok 1 rust_doctest_kernel_sync_srcu_rs_0"
+	echo "    # rust_doctest_kernel_sync_srcu_rs_1: ASSERTION FAILED at rust/kernel/sync/srcu.rs:120"
+	echo "    Expected p.is_null() to be true, but is false"
+	echo "    not ok 2 rust_doctest_kernel_sync_srcu_rs_1"
+	echo "# rust_doctests_kernel: pass:1 fail:1 skip:0 total:2"
+	echo "not ok 1 rust_doctests_kernel"
+	echo "@@KTAP-END"
+	echo "@@DONE"
+} > "$w/log4"
+python3 "$(dirname "$0")/report.py" --expect-kunit rust_doctests_kernel "$w/log4" > "$w/r4"
+rc=$?
+if [ "$rc" != 0 ]; then echo "PASS a failing doctest exits non-zero"; else echo "FAIL a failing doctest exited 0"; fi
+expect "a passing doctest is a result" "$w/r4" '^PASS kunit/rust_doctests_kernel: rust_doctest_kernel_sync_srcu_rs_0$'
+expect "a failing doctest is a failed result" "$w/r4" '^FAIL kunit/rust_doctests_kernel: rust_doctest_kernel_sync_srcu_rs_1$'
+expect "a failing doctest shows its assertion" "$w/r4" 'ASSERTION FAILED at rust/kernel/sync/srcu.rs'
+expect "the doctests are counted" "$w/r4" '^guest: 1 passed, 1 failed'
+sed -i '/^@@KTAP-/,/^@@KTAP-END/d' "$w/log4"
+python3 "$(dirname "$0")/report.py" --expect-kunit rust_doctests_kernel "$w/log4" > "$w/r5"
+expect "doctests that did not run are a problem" "$w/r5" '^PROBLEM KUnit suite rust_doctests_kernel did not report'
