@@ -61,7 +61,15 @@ for flavour in $FLAVOURS; do
 	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
 done
 
-# 6. The documentation builds with the kernel's Sphinx setup, no warnings.
+# 6. The project's kernel Rust passes the kernel's own checks: make
+# rustfmtcheck and make CLIPPY=1 (warnings are errors).
+log "checking the kernel Rust (rustfmtcheck, clippy)"
+out=$(bash "$TOP/tools/pipeline/lint-rust.sh" default)
+echo "$out"
+count "kernel Rust lint" "$(echo "$out" | grep -c '^PASS')" "$(echo "$out" | grep -c '^FAIL')" 0
+[ -n "$out" ] || count "kernel Rust lint" 0 1 0
+
+# 7. The documentation builds with the kernel's Sphinx setup, no warnings.
 log "building the documentation"
 if bash "$TOP/tools/pipeline/docs.sh" > "$RESULTS/docs.log" 2>&1; then
 	echo "PASS docs: Documentation/virt/kvm/x86 builds without warnings"
@@ -72,7 +80,7 @@ else
 	count docs 0 1 0
 fi
 
-# 7. The pipeline's own tests: deliberately broken runs must be caught.
+# 8. The pipeline's own tests: deliberately broken runs must be caught.
 if [ "${PIPELINE_SELFTEST:-1}" = 1 ]; then
 	B=$CACHE/build/$KVER-default
 	[ -n "${KDIR:-}" ] && B=$("$TOP/tools/pipeline/build-kernel.sh" default 2>/dev/null)
