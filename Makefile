@@ -58,4 +58,7 @@ host-test:
 	bash $(PIPE)/host-tests.sh
 
 pipeline-selftest:
-	bash $(PIPE)/selftest-pipeline.sh $$(bash $(PIPE)/build-kernel.sh default)/arch/x86/boot/bzImage
+	@B=$$(bash $(PIPE)/build-kernel.sh default) && \
+	bash $(PIPE)/selftest-pipeline.sh $$B/arch/x86/boot/bzImage | awk '{ print } \
+		/^PASS/ { p++ } /^FAIL/ { f++ } /^SKIP/ { s++ } \
+		END { printf "%d passed, %d failed%s\n", p, f, s ? ", " s " skipped" : ""; exit f > 0 }'

@@ -89,8 +89,10 @@ if [ "${PIPELINE_SELFTEST:-1}" = 1 ]; then
 		echo "$out" | sed 's/^/[pipeline] /'
 		p=$(echo "$out" | grep -c '^PASS')
 		f=$(echo "$out" | grep -c '^FAIL')
-		count "pipeline self-tests" "$p" "$f" 0
+		s=$(echo "$out" | grep -c '^SKIP')
+		count "pipeline self-tests" "$p" "$f" "$s"
 	fi
 fi
 
+[ -z "${start_cold:-}" ] || log "COLD=1: the whole run took $(( ($(date +%s) - start_cold) / 60 )) minutes"
 summary

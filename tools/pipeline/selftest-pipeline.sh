@@ -3,7 +3,8 @@
 #
 # selftest-pipeline.sh BZIMAGE: the pipeline's own tests.  Boots the real
 # kernel with deliberately broken cases and checks that report.py catches
-# each one with a readable reason.  Prints PASS/FAIL lines.
+# each one with a readable reason, then runs the cold paths in an empty
+# cache (selftest-cold.sh).  Prints PASS/FAIL/SKIP lines.
 set -uo pipefail
 LOG_TAG=pipeline-selftest
 . "$(dirname "$0")/lib.sh"
@@ -113,3 +114,8 @@ expect "the doctests are counted" "$w/r4" '^guest: 1 passed, 1 failed'
 sed -i '/^@@KTAP-/,/^@@KTAP-END/d' "$w/log4"
 python3 "$(dirname "$0")/report.py" --expect-kunit rust_doctests_kernel "$w/log4" > "$w/r5"
 expect "doctests that did not run are a problem" "$w/r5" '^PROBLEM KUnit suite rust_doctests_kernel did not report'
+
+# The cold paths, in an empty cache (COLD_SELFTEST=0 skips them).
+if [ "${COLD_SELFTEST:-1}" = 1 ]; then
+	bash "$(dirname "$0")/selftest-cold.sh" "$kernel"
+fi
