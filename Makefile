@@ -3,8 +3,12 @@
 # kvm-msr-rs: KVM x86 userspace MSR filtering in Rust, on a patched Linux 7.3.
 #
 #   make check   install what is missing, build and boot the patched kernel,
-#                run every test (host Rust tests, KVM selftests in the guest,
-#                the pipeline's own checks); ends with "N passed, M failed"
+#                run every test (host Rust tests, KVM selftests and Rust
+#                doctests in the guest, rustfmt and clippy, the pipeline's
+#                own checks); ends with "N passed, M failed"
+#   make check COLD=1
+#                the same from nothing (a new empty cache, bindgen rebuilt):
+#                the definition of done for a tools/pipeline change
 #   make run     boot the patched kernel and run CMD in it (default: the
 #                sample VMM's demo); see README.md
 #   make bench   Rust/C ratios measured side by side in one boot
@@ -15,8 +19,9 @@
 #                / write its commits back to patches/
 #
 # Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default debug
-# norust" (check), FLAVOUR=debug|norust (run, kernel), CMD='...', SHARE=dir
-# (run), JOBS=N.
+# norust" (check), COLD=1 KEEP=1 (check), FLAVOUR=debug|norust (run,
+# kernel), CMD='...', SHARE=dir (run), JOBS=N, KVM_MSR_CACHE=dir,
+# KSRC_DEB=file.deb.
 
 PIPE := tools/pipeline
 
@@ -25,13 +30,13 @@ PIPE := tools/pipeline
 all: help
 
 help:
-	@sed -n '3,22p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	bash $(PIPE)/setup-host.sh
 
 check:
-	bash $(PIPE)/check.sh
+	COLD=$(COLD) KEEP=$(KEEP) bash $(PIPE)/check.sh
 
 run:
 	bash $(PIPE)/run.sh

@@ -7,11 +7,28 @@
 # pipeline's own broken-case checks.  Ends with one line "N passed, M failed".
 #
 # Environment: FLAVOURS (default "default"; "default debug" adds the debug
-# kernel), KDIR, PIPELINE_SELFTEST=0 to skip the broken-case checks,
+# kernel), KDIR, COLD=1 (from nothing, see below; KEEP=1 keeps its
+# directory), PIPELINE_SELFTEST=0 to skip the broken-case checks,
 # STRESS_ITERS (filter replacements of the stress test, given to it by
 # tools/testing/selftests/kvm/build.sh; default 10000), BOOT_TIMEOUT.
 set -uo pipefail
 LOG_TAG=check
+
+# COLD=1: the full cold rehearsal.  Everything an earlier run left is out of
+# reach: the cache, bindgen (TOOLS_DIR) and cargo's registry cache
+# (CARGO_HOME) go into a new temporary directory, removed at the end unless
+# KEEP=1.  Only the apt packages already installed are reused.
+if [ "${COLD:-0}" = 1 ]; then
+	cold=$(mktemp -d "${TMPDIR:-/var/tmp}/kvm-msr-cold-check.XXXXXX") || exit 1
+	export KVM_MSR_CACHE=$cold/cache TOOLS_DIR=$cold/cache/tools CARGO_HOME=$cold/cargo COLD=0
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "[check] COLD=1: everything in $cold (kept: KEEP=1)" >&2
+	else
+		echo "[check] COLD=1: everything in $cold (removed at the end; KEEP=1 keeps it)" >&2
+		trap 'rm -rf "$cold"' EXIT
+	fi
+	start_cold=$(date +%s)
+fi
 . "$(dirname "$0")/lib.sh"
 
 FLAVOURS=${FLAVOURS:-default}
