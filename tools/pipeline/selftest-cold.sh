@@ -19,7 +19,7 @@
 #    a clippy finding against the lint build directory (lint-rust.sh), each
 #    with a clean control.
 #
-# Takes about 4 minutes on 2 cores.  KEEP=1 keeps the temporary directory.
+# Takes about 3 minutes on 2 cores.  KEEP=1 keeps the temporary directory.
 set -uo pipefail
 LOG_TAG=cold
 . "$(dirname "$0")/lib.sh"
