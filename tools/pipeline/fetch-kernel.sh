@@ -51,6 +51,8 @@ git -C "$SRC" init -q
 git -C "$SRC" config user.name kvm-msr-rs
 git -C "$SRC" config user.email kvm-msr-rs@localhost
 git -C "$SRC" config core.autocrlf false
+# No automatic repack of the ~90000 loose objects in the background.
+git -C "$SRC" config gc.auto 0
 git -C "$SRC" add -A -f
 git -C "$SRC" commit -q -m "Linux $KVER (Debian linux-source-7.3 $KSRC_DEB_VERSION)"
 git -C "$SRC" tag pristine
