@@ -89,6 +89,9 @@ if [ ! -f "$B/.config" ] || [ "$(cat "$B/.kvm-msr-cfg" 2>/dev/null)" != "$cfg_id
 	echo "$cfg_id" > "$B/.kvm-msr-cfg"
 fi
 
+# The stamp describes a finished build: a failed or interrupted one of
+# another tree must not leave it claiming this one is up to date.
+rm -f "$B/.kvm-msr-stamp"
 log "building $FLAVOUR bzImage in $B with -j$JOBS (a full build takes 10-17 minutes)"
 start=$(date +%s)
 set +e
