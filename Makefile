@@ -3,8 +3,12 @@
 # kvm-msr-rs: KVM x86 userspace MSR filtering in Rust, on a patched Linux 7.3.
 #
 #   make check   install what is missing, build and boot the patched kernel,
-#                run every test (host Rust tests, KVM selftests in the guest,
-#                the pipeline's own checks); ends with "N passed, M failed"
+#                run every test (host Rust tests, KVM selftests and Rust
+#                doctests in the guest, rustfmt and clippy, the pipeline's
+#                own checks); ends with "N passed, M failed"
+#   make check COLD=1
+#                the same from nothing (a new empty cache, bindgen rebuilt):
+#                the definition of done for a tools/pipeline change
 #   make run     boot the patched kernel and run CMD in it (default: the
 #                sample VMM's demo); see README.md
 #   make module  build kvm_msr_rs.ko (./Kbuild) against the kernel build
@@ -17,8 +21,9 @@
 #                / write its commits back to patches/
 #
 # Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default
-# module debug norust" (check), FLAVOUR=module|debug|norust (run, kernel,
-# module), CMD='...', SHARE=dir, IMPL=c|rust (run), JOBS=N.
+# module debug norust" (check), COLD=1 KEEP=1 (check),
+# FLAVOUR=module|debug|norust (run, kernel, module), CMD='...', SHARE=dir,
+# IMPL=c|rust (run), JOBS=N, KVM_MSR_CACHE=dir, KSRC_DEB=file.deb.
 
 PIPE := tools/pipeline
 
@@ -27,13 +32,13 @@ PIPE := tools/pipeline
 all: help
 
 help:
-	@sed -n '3,/^[^#]/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	bash $(PIPE)/setup-host.sh
 
 check:
-	bash $(PIPE)/check.sh
+	COLD=$(COLD) KEEP=$(KEEP) bash $(PIPE)/check.sh
 
 run:
 	bash $(PIPE)/run.sh
@@ -64,7 +69,10 @@ patches:
 	bash $(PIPE)/kernel-tree.sh save
 
 host-test:
-	bash -c '. $(PIPE)/lib.sh; count() { :; }; . $(PIPE)/host-tests.sh; run_host_tests'
+	bash $(PIPE)/host-tests.sh
 
 pipeline-selftest:
-	bash $(PIPE)/selftest-pipeline.sh $$(bash $(PIPE)/build-kernel.sh default)/arch/x86/boot/bzImage
+	@B=$$(bash $(PIPE)/build-kernel.sh default) && \
+	bash $(PIPE)/selftest-pipeline.sh $$B/arch/x86/boot/bzImage | awk '{ print } \
+		/^PASS/ { p++ } /^FAIL/ { f++ } /^SKIP/ { s++ } \
+		END { printf "%d passed, %d failed%s\n", p, f, s ? ", " s " skipped" : ""; exit f > 0 }'

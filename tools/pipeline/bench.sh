@@ -36,118 +36,7 @@ RESULTS=$CACHE/results
 BENCH_TARGET=$CACHE/target/msr_filter-bench
 
 print_table() {
-	python3 - "$@" <<'PY'
-import re, sys
-
-rows = {}      # metric -> {impl: (median, min, max, unit)}
-order = []
-notes = []
-means = {}     # metric -> {impl: "value unit"}
-for path in sys.argv[1:]:
-    with open(path, errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            m = re.match(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)$", line)
-            if m:
-                metric, impl, med, lo, hi, unit = m.groups()
-                try:
-                    vals = (float(med), float(lo), float(hi), unit)
-                except ValueError:
-                    notes.append(f"unparsable: {line}")
-                    continue
-                if metric not in rows:
-                    rows[metric] = {}
-                    order.append(metric)
-                rows[metric][impl] = vals
-            elif line.startswith("# mean "):
-                p = line.split()
-                if len(p) >= 6:
-                    means.setdefault(p[2], {})[p[3]] = f"{float(p[4]):.1f} {p[5]}"
-            elif line.startswith("SKIP "):
-                notes.append(line)
-            elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):
-                notes.append(line[2:])
-
-def goal(metric):
-    """(description, minimum C/Rust factor) or None."""
-    if metric.endswith("-0r"):
-        return None
-    m = re.match(r"^(?:host_)?lookup_(\d+)r_", metric)
-    if m:
-        n = int(m.group(1))
-        if n >= 16:
-            return (">=4x", 4.0)
-        if n == 1:
-            return ("not slower", 1.0)
-        return None
-    if metric.startswith("setlat_"):
-        return (">=100x", 100.0)
-    if metric.startswith("exit_rt"):
-        return ("within 5%", 1 / 1.05)
-    return None
-
-def fmt(v):
-    if v is None:
-        return "-"
-    med, lo, hi, unit = v
-    if lo is None:
-        return f"{med:.1f} {unit}"
-    def n(x):
-        if x >= 1000 or x == int(x):
-            return f"{x:.0f}"
-        return f"{x:.3g}" if x < 10 else f"{x:.1f}"
-    if lo == hi == med:
-        return f"{n(med)} {unit}"
-    return f"{n(med)} ({n(lo)}-{n(hi)}) {unit}"
-
-# Derived rows: the search alone, i.e. a lookup's median minus the median
-# of the same call with no filter installed (lookup_0r, the fixed cost of
-# the call and of the SRCU read-side section, the same code in C and Rust).
-base = rows.get("lookup_0r", {})
-for metric in list(order):
-    if not re.match(r"^lookup_\d+r_(hit|miss)$", metric):
-        continue
-    d = {}
-    for impl, v in rows[metric].items():
-        if impl in base:
-            d[impl] = (max(v[0] - base[impl][0], 0.0), None, None, v[3])
-    if d:
-        name = metric + "-0r"
-        rows[name] = d
-        order.insert(order.index(metric) + 1, name)
-
-hdr = ("metric", "C median (min-max)", "Rust median (min-max)", "C/Rust", "goal")
-out = [hdr]
-missed = 0
-for metric in order:
-    r = rows[metric]
-    c, rs = r.get("c"), r.get("rust")
-    ratio, g = "-", ""
-    if c and rs and rs[0] > 0:
-        x = c[0] / rs[0]
-        ratio = f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
-        gl = goal(metric)
-        if gl:
-            ok = x >= gl[1]
-            missed += not ok
-            g = f"{gl[0]}: {'met' if ok else 'MISSED'}"
-    out.append((metric, fmt(c), fmt(rs), ratio, g))
-w = [max(len(row[i]) for row in out) for i in range(len(hdr))]
-for i, row in enumerate(out):
-    print(" | ".join(col.ljust(w[j]) for j, col in enumerate(row)).rstrip())
-    if i == 0:
-        print("-+-".join("-" * x for x in w))
-print("C/Rust = C median / Rust median: how many times lower Rust's figure is (> 1: Rust better).")
-if base:
-    print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without the call and SRCU costs both share.")
-for metric in order:
-    if metric.startswith("setlat_") and metric in means:
-        print(f"mean {metric}: " + ", ".join(f"{k} {v}" for k, v in sorted(means[metric].items())))
-for n in notes:
-    print("note:", n)
-if missed:
-    print(f"{missed} goal(s) missed")
-PY
+	python3 "$TOP/tools/pipeline/benchtable.py" "$@"
 }
 
 if [ "${1:-}" = --table ]; then
@@ -191,14 +80,13 @@ if [ "${HOST_BENCH:-1}" = 1 ]; then
 fi
 
 # 2. Kernel, selftests (with the benchmark), one boot.
-B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
-KO=$("$TOP/tools/pipeline/build-module.sh" "$B") || die "module build failed"
-# build-kernel.sh prepared the tree; kbuild links it from the build dir.
-SRC=$(readlink -f "$B/source")
-T=$CACHE/selftests/bench-${FLAVOUR:-default}
-log "building the KVM selftests and msr_filter_bench into $T"
-bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$RESULTS/bench-selftests-build.log" 2>&1 ||
-	{ tail -30 "$RESULTS/bench-selftests-build.log" >&2; die "selftest build failed"; }
+. "$TOP/tools/pipeline/guest.sh"
+prepare_guest "${FLAVOUR:-default}" "$CACHE/selftests/bench-${FLAVOUR:-default}"
+case $? in
+1) die "kernel build failed" ;;
+2) die "selftest build failed" ;;
+3) die "kvm_msr_rs.ko did not build" ;;
+esac
 bin=$(awk '$1 == "msr_filter_bench" { print $2 }' "$T/bench.list" 2>/dev/null)
 [ -n "$bin" ] && [ -x "$T/$bin" ] || die "msr_filter_bench missing from $T/bench.list"
 
@@ -220,18 +108,16 @@ trap 'rm -rf "$conf" "$stage"' EXIT
 install -D -m 755 "$T/$bin" "$stage/$bin"
 CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $GUEST_ARGS"
 printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
-MODULE_KO=$KO KBUILD_DIR=$B \
-	"$TOP/tools/pipeline/mkinitramfs.sh" "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage"
+pack_guest "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage" || die "initramfs packing failed"
 log "booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs): $bin $GUEST_ARGS"
 start=$(date +%s)
-QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/tools/pipeline/boot.sh" \
-	"$B/arch/x86/boot/bzImage" "$RESULTS/bench-initramfs.cpio.gz" "$RESULTS/console-bench.log"
-qs=$?
+QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} boot_and_report "$BZIMAGE" \
+	"$RESULTS/bench-initramfs.cpio.gz" bench --expect-cmd --summary-only
+qs=$GUEST_QS
+rc=$GUEST_RC
 log "guest finished in $(( $(date +%s) - start ))s (QEMU status $qs)"
 sed -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}' "$RESULTS/console-bench.log" | tr -d '\r' > "$guest_out"
-python3 "$TOP/tools/pipeline/report.py" --qemu-status "$qs" --expect-cmd --summary-only \
-	"$RESULTS/console-bench.log" 2>/dev/null | grep -v '^guest:' >&2
-rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$RESULTS/console-bench.log" | tr -d '\r' | tail -1)
+grep -v '^guest:' "$RESULTS/report-bench.txt" >&2
 
 # 3. The table.
 {

@@ -7,7 +7,8 @@
 # 2400), SHARE (a host directory exported over virtio-9p as tag "host"),
 # SMP (default 2), MEM (default 2G), TCG_THREAD (default single: one host
 # thread runs all vCPUs; multi: one each), QUIET=1 (show nothing while
-# running).
+# running), KUNIT=1 (run the built-in KUnit suites at boot; otherwise the
+# command line has kunit.enable=0).
 #
 # Single-threaded TCG by default: with QEMU 7.2's multi-threaded TCG and
 # two guest CPUs, the stress test's nested guest (SVM on TCG) triple-faults
@@ -21,7 +22,14 @@ LOG_TAG=boot
 
 kernel=$1 initrd=$2 logf=$3
 shift 3
-cmdline="console=ttyS0 panic=-1 loglevel=5 tsc_early_khz=2000000 kvm.force_emulation_prefix=1 $*"
+need qemu-system-x86_64:qemu-system-x86 timeout:coreutils
+[ -f "$kernel" ] || die "no kernel image at $kernel"
+[ -f "$initrd" ] || die "no initramfs at $initrd"
+mkdir_or_die "$(dirname "$logf")"
+cmdline="console=ttyS0 panic=-1 loglevel=5 tsc_early_khz=2000000 kvm.force_emulation_prefix=1"
+# KUnit suites built in (the Rust doctests) run at boot only when asked.
+[ "${KUNIT:-0}" = 1 ] || cmdline+=" kunit.enable=0"
+cmdline+=" $*"
 args=(-accel "tcg,thread=${TCG_THREAD:-single}" -machine q35 -cpu max -m "${MEM:-2G}" -smp "${SMP:-2}"
       -display none -monitor none -serial stdio -no-reboot -nic none
       -kernel "$kernel" -initrd "$initrd" -append "$cmdline")

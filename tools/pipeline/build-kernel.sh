@@ -3,7 +3,7 @@
 #
 # build-kernel.sh [default|module|debug|norust]: configure and build the patched kernel
 # out of tree and print the build directory (bzImage is
-# arch/x86/boot/bzImage in it).
+# arch/x86/boot/bzImage in it, and .kvm-msr-src names the source tree).
 #
 # The build directory, $CACHE/build/<kernel>-<flavour>, is kept between
 # runs: a stamp of (source tree, config fragments, toolchain) skips make
@@ -24,15 +24,24 @@ norust) FRAGS+=("$CFG_DIR/norust.config") ;;
 *) die "unknown flavour '$FLAVOUR' (default, module, debug or norust)" ;;
 esac
 
+need make:make clang-$LLVM_MAJOR:clang-$LLVM_MAJOR ld.lld-$LLVM_MAJOR:lld-$LLVM_MAJOR \
+	bison:bison flex:flex bc:bc
+for t in /usr/bin/rustc /usr/bin/rustfmt /usr/bin/clippy-driver "$TOOLS_DIR/bin/bindgen"; do
+	[ -x "$t" ] || die "missing tool: $t; tools/pipeline/setup-host.sh installs it"
+done
 SRC=$("$(dirname "$0")/prepare-tree.sh")
 if [ -n "${KDIR:-}" ]; then
 	B=$CACHE/build/kdir-$(printf '%s' "$SRC" | sha256sum | cut -c1-12)-$FLAVOUR
-	tree_id=$(content_hash "$TOP/patches" "$TOP/rust/msr_filter/src" "$TOP/arch" "$TOP/rust/kernel")
+	# What prepare-tree.sh applies: the patches and the overlay roots.
+	tree_id=$(content_hash "$TOP/patches" "$TOP/Documentation/virt")
 else
 	B=$CACHE/build/$KVER-$FLAVOUR
 	tree_id=$(git -C "$SRC" rev-parse 'HEAD^{tree}')
 fi
-mkdir -p "$B"
+mkdir_or_die "$B"
+# The source tree this build directory is built from, for the selftest
+# build (kbuild's own "source" link appears only once make has run).
+echo "$SRC" > "$B/.kvm-msr-src"
 cfg_id=$(cat "${FRAGS[@]}" <(printf '%s\n' "${KMAKE_VARS[@]}") | sha256sum | cut -c1-16)
 stamp="tree=$tree_id cfg=$cfg_id"
 
@@ -81,6 +90,9 @@ if [ ! -f "$B/.config" ] || [ "$(cat "$B/.kvm-msr-cfg" 2>/dev/null)" != "$cfg_id
 	echo "$cfg_id" > "$B/.kvm-msr-cfg"
 fi
 
+# The stamp describes a finished build: a failed or interrupted one of
+# another tree must not leave it claiming this one is up to date.
+rm -f "$B/.kvm-msr-stamp"
 # With loadable modules: also KVM's modules (module flavour) and the
 # Module.symvers that kvm_msr_rs.ko is built against.
 targets=(bzImage)

@@ -7,27 +7,35 @@
 # pipeline's own broken-case checks.  Ends with one line "N passed, M failed".
 #
 # Environment: FLAVOURS (default "default module": KVM built in, and KVM as
-# modules; add "debug" for the debug kernel), KDIR, PIPELINE_SELFTEST=0 to skip the broken-case checks,
+# modules; add "debug" for the debug kernel), KDIR, COLD=1 (from nothing,
+# see below; KEEP=1 keeps its directory), PIPELINE_SELFTEST=0 to skip the
+# broken-case checks,
 # STRESS_ITERS (filter replacements of the stress test, given to it by
 # tools/testing/selftests/kvm/build.sh; default 10000), BOOT_TIMEOUT.
 set -uo pipefail
 LOG_TAG=check
+
+# COLD=1: the full cold rehearsal.  Everything an earlier run left is out of
+# reach: the cache, bindgen (TOOLS_DIR) and cargo's registry cache
+# (CARGO_HOME) go into a new temporary directory, removed at the end unless
+# KEEP=1.  Only the apt packages already installed are reused.
+if [ "${COLD:-0}" = 1 ]; then
+	cold=$(mktemp -d "${TMPDIR:-/var/tmp}/kvm-msr-cold-check.XXXXXX") || exit 1
+	export KVM_MSR_CACHE=$cold/cache TOOLS_DIR=$cold/cache/tools CARGO_HOME=$cold/cargo COLD=0
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "[check] COLD=1: everything in $cold (kept: KEEP=1)" >&2
+	else
+		echo "[check] COLD=1: everything in $cold (removed at the end; KEEP=1 keeps it)" >&2
+		trap 'rm -rf "$cold"' EXIT
+	fi
+	start_cold=$(date +%s)
+fi
 . "$(dirname "$0")/lib.sh"
 
 FLAVOURS=${FLAVOURS:-default module}
-RESULTS=$CACHE/results
-mkdir -p "$RESULTS"
-total_pass=0
-total_fail=0
-total_skip=0
-failures=()
-
-count() { # count LABEL PASS FAIL SKIP
-	total_pass=$((total_pass + $2))
-	total_fail=$((total_fail + $3))
-	total_skip=$((total_skip + $4))
-	[ "$3" = 0 ] || failures+=("$1")
-}
+# shellcheck source=tools/pipeline/guest.sh
+. "$TOP/tools/pipeline/guest.sh"
+mkdir_or_die "$RESULTS"
 
 bash "$TOP/tools/pipeline/setup-host.sh" || die "host setup failed"
 
@@ -38,24 +46,12 @@ run_host_tests
 
 # 2-5. Kernel, selftests, boot, per flavour.
 for flavour in $FLAVOURS; do
-	B=$("$TOP/tools/pipeline/build-kernel.sh" "$flavour") || {
-		count "kernel build ($flavour)" 0 1 0
-		continue
-	}
-	# The Rust implementation, kvm_msr_rs.ko (none for norust).
-	KO=$("$TOP/tools/pipeline/build-module.sh" "$B") || {
-		count "module build ($flavour)" 0 1 0
-		continue
-	}
-	# build-kernel.sh prepared the tree; kbuild links it from the build dir.
-	SRC=$(readlink -f "$B/source")
-	T=$CACHE/selftests/$flavour
-	log "building KVM selftests from $SRC"
-	if ! bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$RESULTS/selftests-build.log" 2>&1; then
-		tail -40 "$RESULTS/selftests-build.log" >&2
-		count "selftest build" 0 1 0
-		continue
-	fi
+	prepare_guest "$flavour" "$CACHE/selftests/$flavour"
+	case $? in
+	1) count "kernel build ($flavour)" 0 1 0; continue ;;
+	2) count "selftest build ($flavour)" 0 1 0; continue ;;
+	3) count "module build ($flavour)" 0 1 0; continue ;;
+	esac
 	# The sample VMM's demo, recorded on this host's KVM, replayed in the
 	# guest against both implementations.
 	S=$(sample_dir)
@@ -69,27 +65,30 @@ for flavour in $FLAVOURS; do
 		grep -q '^sample_demo ' "$T/tests.list" ||
 			echo "sample_demo sample_demo_test.sh" >> "$T/tests.list"
 	fi
-	conf=$(mktemp)
-	printf 'MODE=check\nTEST_TIMEOUT=%s\n' "${TEST_TIMEOUT:-900}" > "$conf"
-	MODULE_KO=$KO KBUILD_DIR=$B \
-		"$TOP/tools/pipeline/mkinitramfs.sh" "$T/initramfs.cpio.gz" "$conf" "$T" "$S"
-	rm -f "$conf"
+	printf 'MODE=check\nTEST_TIMEOUT=%s\n' "${TEST_TIMEOUT:-900}" > "$T/run.conf"
+	pack_guest "$T/initramfs.cpio.gz" "$T/run.conf" "$T" "$S" ||
+		{ count "initramfs ($flavour)" 0 1 0; continue; }
 	log "booting the $flavour kernel and running $(grep -c '^[^#]' "$T/tests.list") test binaries"
-	"$TOP/tools/pipeline/boot.sh" "$B/arch/x86/boot/bzImage" "$T/initramfs.cpio.gz" \
-		"$RESULTS/console-$flavour.log"
-	qs=$?
-	python3 "$TOP/tools/pipeline/report.py" --qemu-status "$qs" \
-		"$RESULTS/console-$flavour.log" | tee "$RESULTS/report-$flavour.txt" | sed "s/^/[$flavour] /"
-	read -r p f s < <(sed -n 's/^guest: \([0-9]*\) passed, \([0-9]*\) failed\(, \([0-9]*\) skipped\)\?$/\1 \2 \4/p' \
-		"$RESULTS/report-$flavour.txt")
-	s=${s:-0}
-	if grep -q '^PROBLEM' "$RESULTS/report-$flavour.txt"; then
-		f=$((f + 1))
-	fi
-	count "guest tests ($flavour)" "${p:-0}" "${f:-1}" "$s"
+	# This boot (and only this one) runs the KUnit suites built in: the
+	# Rust doctests, whose every case is a result line.
+	kunit=()
+	grep -qx 'CONFIG_RUST_KERNEL_DOCTESTS=y' "$B/.config" &&
+		kunit=(--expect-kunit rust_doctests_kernel)
+	KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
+	sed "s/^/[$flavour] /" "$RESULTS/report-$flavour.txt"
+	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
+	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
 done
 
-# 6. The documentation builds with the kernel's Sphinx setup, no warnings.
+# 6. The project's kernel Rust passes the kernel's own checks: make
+# rustfmtcheck and make CLIPPY=1 (warnings are errors).
+log "checking the kernel Rust (rustfmtcheck, clippy)"
+out=$(bash "$TOP/tools/pipeline/lint-rust.sh" default)
+echo "$out"
+count "kernel Rust lint" "$(echo "$out" | grep -c '^PASS')" "$(echo "$out" | grep -c '^FAIL')" 0
+[ -n "$out" ] || count "kernel Rust lint" 0 1 0
+
+# 7. The documentation builds with the kernel's Sphinx setup, no warnings.
 log "building the documentation"
 if bash "$TOP/tools/pipeline/docs.sh" > "$RESULTS/docs.log" 2>&1; then
 	echo "PASS docs: Documentation/virt/kvm/x86 builds without warnings"
@@ -100,7 +99,7 @@ else
 	count docs 0 1 0
 fi
 
-# 7. The pipeline's own tests: deliberately broken runs must be caught.
+# 8. The pipeline's own tests: deliberately broken runs must be caught.
 if [ "${PIPELINE_SELFTEST:-1}" = 1 ]; then
 	B=$CACHE/build/$KVER-default
 	[ -n "${KDIR:-}" ] && B=$("$TOP/tools/pipeline/build-kernel.sh" default 2>/dev/null)
@@ -109,16 +108,10 @@ if [ "${PIPELINE_SELFTEST:-1}" = 1 ]; then
 		echo "$out" | sed 's/^/[pipeline] /'
 		p=$(echo "$out" | grep -c '^PASS')
 		f=$(echo "$out" | grep -c '^FAIL')
-		count "pipeline self-tests" "$p" "$f" 0
+		s=$(echo "$out" | grep -c '^SKIP')
+		count "pipeline self-tests" "$p" "$f" "$s"
 	fi
 fi
 
-if [ ${#failures[@]} -gt 0 ]; then
-	log "failed: ${failures[*]}"
-fi
-if [ "$total_skip" -gt 0 ]; then
-	echo "$total_pass passed, $total_fail failed, $total_skip skipped"
-else
-	echo "$total_pass passed, $total_fail failed"
-fi
-[ "$total_fail" = 0 ]
+[ -z "${start_cold:-}" ] || log "COLD=1: the whole run took $(( ($(date +%s) - start_cold) / 60 )) minutes"
+summary

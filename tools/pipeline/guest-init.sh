@@ -66,8 +66,20 @@ run_tests() {
 	done
 }
 
+# KUnit suites that ran at boot (the Rust doctests): their KTAP, from
+# debugfs (none when booted with kunit.enable=0).
+report_kunit() {
+	for r in /sys/kernel/debug/kunit/*/results; do
+		[ -r "$r" ] || continue
+		echo "@@KTAP-BEGIN ${r%/results}"
+		cat "$r"
+		echo "@@KTAP-END"
+	done
+}
+
 case "$MODE" in
 check)
+	report_kunit
 	run_tests
 	;;
 run|cmd)

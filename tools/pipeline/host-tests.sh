@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-# Host-side Rust tests (sourced by check.sh): `cargo test` of every
-# host-testable crate, counted from cargo's "test result:" lines.
+# Host-side Rust tests: `cargo test` of every host-testable crate, counted
+# from cargo's "test result:" lines.  Sourced by check.sh (after lib.sh);
+# run on its own (`make host-test`) it ends with the same summary line.
 
 HOST_CRATES=(rust/msr_filter samples/msr_vmm)
 
@@ -42,3 +43,11 @@ run_host_tests() {
 		count "cargo test $c" "${p:-0}" "${f:-0}" "${s:-0}"
 	done
 }
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -uo pipefail
+	LOG_TAG=host-test
+	. "$(dirname "$0")/lib.sh"
+	run_host_tests
+	summary
+fi

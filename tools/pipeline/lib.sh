@@ -6,7 +6,9 @@ CACHE=${KVM_MSR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-msr-rs}
 TOOLS_DIR=${TOOLS_DIR:-$CACHE/tools}
 
 # The kernel this project patches: Debian's linux-source-7.3 from
-# trixie-backports, pinned by version and content.
+# trixie-backports, pinned by version and content.  KSRC_DEB=/path/to.deb
+# takes the package from a local file instead of downloading it (still
+# checked against the sha256 below).
 KVER=7.3.4
 KSRC_DEB_VERSION=7.3.4-1~bpo13+1
 KSRC_DEB_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
@@ -25,6 +27,50 @@ JOBS=${JOBS:-$(nproc)}
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-pipeline}" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "${LOG_TAG:-pipeline}" "$*" >&2; exit 1; }
+
+# need TOOL PACKAGE...: die with a readable reason unless every TOOL (a
+# command on PATH) is there.  Arguments are "tool:package" pairs.
+need() {
+	local t missing=()
+	for t in "$@"; do
+		command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t%%:*} (Debian package ${t#*:})")
+	done
+	[ ${#missing[@]} = 0 ] ||
+		die "missing tool: ${missing[*]}; tools/pipeline/setup-host.sh installs it"
+}
+
+# mkdir_or_die DIR...: create directories, or say which one cannot be made.
+mkdir_or_die() {
+	local d
+	for d in "$@"; do
+		mkdir -p "$d" 2>/dev/null ||
+			die "cannot create directory $d ($(mkdir -p "$d" 2>&1 | sed 's/^mkdir: //'))"
+	done
+}
+
+# Result counting, shared by check.sh and the single-step targets:
+# count LABEL PASS FAIL SKIP adds to the totals, summary prints the one
+# final line "N passed, M failed[, K skipped]" and returns non-zero if
+# anything failed.
+total_pass=0
+total_fail=0
+total_skip=0
+failures=()
+count() {
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+	total_skip=$((total_skip + $4))
+	[ "$3" = 0 ] || failures+=("$1")
+}
+summary() {
+	[ ${#failures[@]} = 0 ] || log "failed: ${failures[*]}"
+	if [ "$total_skip" -gt 0 ]; then
+		echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+	else
+		echo "$total_pass passed, $total_fail failed"
+	fi
+	[ "$total_fail" = 0 ]
+}
 
 # Content hash of a list of files/dirs (names and contents).
 content_hash() {

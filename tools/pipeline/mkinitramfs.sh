@@ -3,7 +3,9 @@
 #
 # mkinitramfs.sh OUT.cpio.gz RUNCONF [TESTS_DIR] [EXTRA_DIR]
 # Pack busybox-static, the guest /init, the run configuration, the test
-# binaries (TESTS_DIR with tests.list) and extra files (into /samples).
+# binaries (those TESTS_DIR/tests.list and bench.list name, and the files
+# beside them; all of TESTS_DIR if it has no list) and extra files (into
+# /samples).
 #
 # Environment: MODULE_KO, the kvm_msr_rs.ko to put at
 # /lib/modules/kvm_msr_rs.ko; KBUILD_DIR, the kernel build directory: when
@@ -14,14 +16,26 @@ LOG_TAG=initramfs
 . "$(dirname "$0")/lib.sh"
 
 out=$1 conf=$2 tests=${3:-} extra=${4:-}
+need busybox:busybox-static cpio:cpio gzip:gzip file:file
+bb=$(command -v busybox)
+file -L "$bb" | grep -q 'statically linked' || die "$bb is not static (install busybox-static)"
+mkdir_or_die "$(dirname "$out")"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,etc/kvm-msr,proc,sys,tmp,tests,samples}
-cp /bin/busybox "$root/bin/busybox"
-file -L "$root/bin/busybox" | grep -q 'statically linked' || die "/bin/busybox is not static (install busybox-static)"
+cp "$bb" "$root/bin/busybox"
 install -m 755 "$TOP/tools/pipeline/guest-init.sh" "$root/init"
 cp "$conf" "$root/etc/kvm-msr/run.conf"
-if [ -n "$tests" ]; then
+if [ -n "$tests" ] && { [ -f "$tests/tests.list" ] || [ -f "$tests/bench.list" ]; }; then
+	# Only what the guest runs: the binaries the lists name and the files
+	# beside the lists (scripts, expected outputs); not the rest of a
+	# selftest build directory (its copy of the kernel's tools/, objects,
+	# headers) nor an initramfs packed there earlier.
+	(cd "$tests" && {
+		find . -maxdepth 1 -type f ! -name '*.cpio.gz'
+		{ cat tests.list bench.list 2>/dev/null || true; } | awk '$1 !~ /^#/ && NF >= 2 { print "./" $2 }'
+	} | sort -u | cpio -pdm --quiet "$root/tests") || die "copying the tests from $tests failed"
+elif [ -n "$tests" ]; then
 	cp -a "$tests"/. "$root/tests/"
 fi
 touch "$root/tests/tests.list"

@@ -8,7 +8,13 @@ console (oops, panic, WARNING, KASAN, lockdep, RCU, kmemleak), and a last
 line "N passed, M failed[, K skipped]".  Exit status 0 only when nothing
 failed, no kernel problem was seen and the guest finished.
 
-Usage: report.py LOG [--qemu-status N] [--expect-cmd]
+KUnit suites that ran at boot (the Rust doctests, rust_doctests_kernel) are
+read from their KTAP, which the guest prints between @@KTAP-BEGIN/END
+markers (from debugfs; failing that, from the dmesg dump), one result line
+per case: "kunit/<suite>: <case>".
+
+Usage: report.py LOG [--qemu-status N] [--expect-cmd] [--summary-only]
+                 [--expect-kunit SUITE]...
 """
 import argparse
 import re
@@ -27,19 +33,77 @@ BAD = [
     ('Rust panic', re.compile(r'rust_panic|panicked at')),
 ]
 TAP = re.compile(r'^(not ok|ok)\s+(\d+)\s*-?\s*([^#]*?)\s*(#\s*(\w+)(.*))?$')
+KTAP_SUITE = re.compile(r'^    # Subtest: (\S+)')
+KTAP_CASE = re.compile(r'^    (not ok|ok) \d+ (\S+)\s*(#\s*(\w+)(.*))?$')
+KTAP_END = re.compile(r'^(not ok|ok) \d+ (\S+)\s*(#\s*(\w+)(.*))?$')
+
+
+def ktap(lines):
+    """KUnit results from KTAP lines: {suite: [(label, status, detail)]}.
+
+    Only the suite (indent 0) and case (indent 4) levels are read; a
+    parameterised case reports its own result at the case level.  A suite
+    that started and printed no final line did not finish."""
+    suites = {}
+    cur, ctx = None, []
+    for line in lines:
+        m = KTAP_SUITE.match(line)
+        if m:
+            cur, ctx = m.group(1), []
+            suites[cur] = []
+            continue
+        if cur is None:
+            continue
+        m = KTAP_CASE.match(line)
+        if m:
+            label = f'kunit/{cur}: {m.group(2)}'
+            directive = (m.group(4) or '').upper()
+            if directive == 'SKIP':
+                suites[cur].append((label, 'skip', (m.group(5) or '').strip()))
+            elif m.group(1) == 'ok':
+                suites[cur].append((label, 'pass', ''))
+            else:
+                tail = [c.strip() for c in ctx if c.strip()][-8:]
+                suites[cur].append((label, 'fail', '\n      '.join([''] + tail)))
+            ctx = []
+            continue
+        m = KTAP_END.match(line)
+        if m and m.group(2) == cur:
+            if m.group(1) == 'not ok' and not any(st == 'fail' for _, st, _ in suites[cur]):
+                suites[cur].append((f'kunit/{cur}', 'fail', 'the suite failed'))
+            cur = None
+            continue
+        ctx.append(line)
+    if cur is not None:
+        suites[cur].append((f'kunit/{cur}', 'fail', 'did not finish'))
+    return suites
 
 
 def parse(lines):
     tests = []          # (label, status, detail)
     problems = []       # (kind, line)
-    state = {'boot': False, 'done': False, 'cmd_rc': None}
+    state = {'boot': False, 'done': False, 'cmd_rc': None,
+             'ktap': [], 'dmesg': []}
     cur = None          # (label, [lines])
     in_leak = False
+    section = None      # 'ktap' or 'dmesg' while inside those markers
     for raw in lines:
         line = raw.rstrip('\r\n')
         m = KMSG.match(line)
-        if m and cur is None and not in_leak:
-            pass
+        if line.startswith('@@KTAP-BEGIN'):
+            section = 'ktap'
+            continue
+        if line.startswith('@@DMESG-BEGIN'):
+            section = 'dmesg'
+            continue
+        if line.startswith(('@@KTAP-END', '@@DMESG-END')):
+            section = None
+            continue
+        if section == 'ktap':
+            state['ktap'].append(line)
+            continue
+        if section == 'dmesg' and m:
+            state['dmesg'].append(m.group(1))
         if m:
             for kind, rx in BAD:
                 if rx.search(m.group(1)):
@@ -116,10 +180,15 @@ def main():
     ap.add_argument('--qemu-status', type=int, default=0)
     ap.add_argument('--expect-cmd', action='store_true')
     ap.add_argument('--summary-only', action='store_true')
+    ap.add_argument('--expect-kunit', action='append', default=[], metavar='SUITE',
+                    help='fail unless this KUnit suite reported')
     a = ap.parse_args()
     with open(a.log, errors='replace') as f:
         lines = f.readlines()
     tests, problems, state = parse(lines)
+    suites = ktap(state['ktap'] or state['dmesg'])
+    for suite in sorted(suites):
+        tests.extend(suites[suite])
     passed = sum(1 for _, s, _ in tests if s == 'pass')
     failed = sum(1 for _, s, _ in tests if s == 'fail')
     skipped = sum(1 for _, s, _ in tests if s == 'skip')
@@ -153,6 +222,9 @@ def main():
     for rest, by in sorted(outcome.items()):
         if len(by) == 2 and by['c'] != by['rust']:
             reasons.append(f'implementations differ on {rest}: c {by["c"]}, rust {by["rust"]}')
+    for suite in a.expect_kunit:
+        if suite not in suites:
+            reasons.append(f'KUnit suite {suite} did not report (no KTAP from it)')
     if a.expect_cmd and state['cmd_rc'] not in (0,):
         reasons.append(f'command exit status {state["cmd_rc"]}')
     for r in reasons[:40]:

@@ -11,15 +11,15 @@ set -uo pipefail
 LOG_TAG=run
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tools/pipeline/host-tests.sh"
+. "$TOP/tools/pipeline/guest.sh"
 
 bash "$TOP/tools/pipeline/setup-host.sh" >&2 || die "host setup failed"
-B=$("$TOP/tools/pipeline/build-kernel.sh" "${FLAVOUR:-default}") || die "kernel build failed"
-KO=$("$TOP/tools/pipeline/build-module.sh" "$B") || die "module build failed"
-# build-kernel.sh prepared the tree; kbuild links it from the build dir.
-SRC=$(readlink -f "$B/source")
-T=$CACHE/selftests/${FLAVOUR:-default}
-bash "$TOP/tools/testing/selftests/kvm/build.sh" "$SRC" "$T" > "$CACHE/results/selftests-build.log" 2>&1 ||
-	log "warning: selftests did not build (see $CACHE/results/selftests-build.log)"
+prepare_guest "${FLAVOUR:-default}" "$CACHE/selftests/${FLAVOUR:-default}"
+case $? in
+1) die "kernel build failed" ;;
+2) log "warning: the selftests did not build: only the sample VMM and your own binaries are in the guest" ;;
+3) die "kvm_msr_rs.ko did not build" ;;
+esac
 S=$(sample_dir)
 
 if [ -z "${CMD:-}" ]; then
@@ -32,24 +32,14 @@ fi
 conf=$(mktemp)
 trap 'rm -f "$conf"' EXIT
 printf 'MODE=run\nCMD=%q\nIMPL=%q\n' "$CMD" "${IMPL:-rust}" > "$conf"
-mkdir -p "$CACHE/results"
-MODULE_KO=$KO KBUILD_DIR=$B \
-	"$TOP/tools/pipeline/mkinitramfs.sh" "$CACHE/run-initramfs.cpio.gz" "$conf" "$T" "$S"
+pack_guest "$CACHE/run-initramfs.cpio.gz" "$conf" "$T" "$S" || die "initramfs packing failed"
 log "running in the patched kernel: $CMD"
-QUIET=1 SHARE=${SHARE:-$PWD} "$TOP/tools/pipeline/boot.sh" "$B/arch/x86/boot/bzImage" \
-	"$CACHE/run-initramfs.cpio.gz" "$CACHE/results/console-run.log" &
-pid=$!
-# Show the command's output (the console between the CMD markers) live.
-sleep 1
-tail -n +1 -f "$CACHE/results/console-run.log" --pid=$pid 2>/dev/null |
-	sed -u -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}'
-wait $pid
-qs=$?
-# Kernel problems (oops, WARNING, KASAN, ...) and timeouts, if any.
-python3 "$TOP/tools/pipeline/report.py" --qemu-status $qs --summary-only \
-	"$CACHE/results/console-run.log" | grep -v '^guest:' >&2
-rc=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$CACHE/results/console-run.log" | tail -1)
-[ "$qs" = 124 ] && die "the guest timed out"
-[ -n "$rc" ] || die "the command did not finish (console: $CACHE/results/console-run.log)"
+# The command's output is shown live; then kernel problems (oops, WARNING,
+# KASAN, ...) and timeouts, if any.
+LIVE=1 SHARE=${SHARE:-$PWD} boot_and_report "$BZIMAGE" "$CACHE/run-initramfs.cpio.gz" run --summary-only
+grep -v '^guest:' "$RESULTS/report-run.txt" >&2
+rc=$GUEST_RC
+[ "$GUEST_QS" = 124 ] && die "the guest timed out"
+[ -n "$rc" ] || die "the command did not finish (console: $RESULTS/console-run.log)"
 [ "$rc" = 0 ] || log "the command exited with status $rc"
 exit "$rc"

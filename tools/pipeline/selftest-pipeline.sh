@@ -3,7 +3,8 @@
 #
 # selftest-pipeline.sh BZIMAGE: the pipeline's own tests.  Boots the real
 # kernel with deliberately broken cases and checks that report.py catches
-# each one with a readable reason.  Prints PASS/FAIL lines.
+# each one with a readable reason, then runs the cold paths in an empty
+# cache (selftest-cold.sh).  Prints PASS/FAIL/SKIP lines.
 set -uo pipefail
 LOG_TAG=pipeline-selftest
 . "$(dirname "$0")/lib.sh"
@@ -11,6 +12,8 @@ LOG_TAG=pipeline-selftest
 kernel=$1
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
+RESULTS=$w
+. "$TOP/tools/pipeline/guest.sh"
 
 expect() { # expect NAME FILE PATTERN: FILE must contain PATTERN
 	if grep -qE -- "$3" "$2"; then
@@ -43,26 +46,24 @@ S
 chmod +x "$w/t1"/*.sh
 printf 'pass pass.sh\nfail fail.sh\nhang hang.sh\nwarn warn.sh\n' > "$w/t1/tests.list"
 printf 'MODE=check\nTEST_TIMEOUT=10\nIMPLS=default\n' > "$w/conf1"
-"$(dirname "$0")/mkinitramfs.sh" "$w/i1.gz" "$w/conf1" "$w/t1"
-QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i1.gz" "$w/log1" 2>/dev/null
-python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log1" > "$w/r1"
+pack_guest "$w/i1.gz" "$w/conf1" "$w/t1"
+QUIET=1 BOOT_TIMEOUT=300 boot_and_report "$kernel" "$w/i1.gz" 1 2>/dev/null
 rc=$?
 if [ "$rc" != 0 ]; then echo "PASS broken run exits non-zero"; else echo "FAIL broken run exited 0"; fi
-expect "a passing test is reported as passed" "$w/r1" '^PASS [^ ]*/pass: trivially passing'
-expect "a failing TAP test is reported as failed" "$w/r1" '^FAIL [^ ]*/fail: deliberately failing'
-expect "a hung test is stopped and failed" "$w/r1" '^FAIL [^ ]*/hang.*timed out'
-expect "a guest WARN_ON is caught" "$w/r1" '^PROBLEM kernel WARNING: .*lkdtm'
-expect "the summary counts them" "$w/r1" '^guest: 2 passed, 2 failed'
+expect "a passing test is reported as passed" "$w/report-1.txt" '^PASS [^ ]*/pass: trivially passing'
+expect "a failing TAP test is reported as failed" "$w/report-1.txt" '^FAIL [^ ]*/fail: deliberately failing'
+expect "a hung test is stopped and failed" "$w/report-1.txt" '^FAIL [^ ]*/hang.*timed out'
+expect "a guest WARN_ON is caught" "$w/report-1.txt" '^PROBLEM kernel WARNING: .*lkdtm'
+expect "the summary counts them" "$w/report-1.txt" '^guest: 2 passed, 2 failed'
 
 # Boot 2: the kernel panics at boot (no init to run).
 printf 'MODE=check\n' > "$w/conf2"
-"$(dirname "$0")/mkinitramfs.sh" "$w/i2.gz" "$w/conf2"
-QUIET=1 BOOT_TIMEOUT=300 "$(dirname "$0")/boot.sh" "$kernel" "$w/i2.gz" "$w/log2" rdinit=/does-not-exist 2>/dev/null
-python3 "$(dirname "$0")/report.py" --qemu-status $? "$w/log2" > "$w/r2"
+pack_guest "$w/i2.gz" "$w/conf2"
+QUIET=1 BOOT_TIMEOUT=300 BOOT_ARGS=rdinit=/does-not-exist boot_and_report "$kernel" "$w/i2.gz" 2 2>/dev/null
 rc=$?
 if [ "$rc" != 0 ]; then echo "PASS panicking boot exits non-zero"; else echo "FAIL panicking boot exited 0"; fi
-expect "a boot panic is caught" "$w/r2" '^PROBLEM kernel panic: .*Kernel panic'
-expect "a boot panic says init was not reached" "$w/r2" '^PROBLEM the kernel did not reach /init'
+expect "a boot panic is caught" "$w/report-2.txt" '^PROBLEM kernel panic: .*Kernel panic'
+expect "a boot panic says init was not reached" "$w/report-2.txt" '^PROBLEM the kernel did not reach /init'
 
 # No boot: the report must flag a test whose outcome differs between the
 # two implementations, even when each run looks fine on its own.
@@ -81,3 +82,40 @@ python3 "$(dirname "$0")/report.py" "$w/log3" > "$w/r3"
 rc=$?
 if [ "$rc" != 0 ]; then echo "PASS differing implementations exit non-zero"; else echo "FAIL differing implementations exited 0"; fi
 expect "differing implementations are named" "$w/r3" '^PROBLEM implementations differ on t: x: c pass, rust skip'
+
+# No boot: the KUnit KTAP of the Rust doctests, as the guest prints it
+# (tools/pipeline/guest-init.sh, from debugfs), with one failing doctest:
+# every case is a result, the failing one fails the run; a suite that
+# make check expects but that did not report is a problem.
+{
+	echo "@@BOOT-OK synthetic"
+	echo "@@KTAP-BEGIN /sys/kernel/debug/kunit/rust_doctests_kernel"
+	echo "KTAP version 1"
+	echo "1..1"
+	echo "    KTAP version 1"
+	echo "    # Subtest: rust_doctests_kernel"
+	echo "    1..2"
+	echo "    ok 1 rust_doctest_kernel_sync_srcu_rs_0"
+	echo "    # rust_doctest_kernel_sync_srcu_rs_1: ASSERTION FAILED at rust/kernel/sync/srcu.rs:120"
+	echo "    Expected p.is_null() to be true, but is false"
+	echo "    not ok 2 rust_doctest_kernel_sync_srcu_rs_1"
+	echo "# rust_doctests_kernel: pass:1 fail:1 skip:0 total:2"
+	echo "not ok 1 rust_doctests_kernel"
+	echo "@@KTAP-END"
+	echo "@@DONE"
+} > "$w/log4"
+python3 "$(dirname "$0")/report.py" --expect-kunit rust_doctests_kernel "$w/log4" > "$w/r4"
+rc=$?
+if [ "$rc" != 0 ]; then echo "PASS a failing doctest exits non-zero"; else echo "FAIL a failing doctest exited 0"; fi
+expect "a passing doctest is a result" "$w/r4" '^PASS kunit/rust_doctests_kernel: rust_doctest_kernel_sync_srcu_rs_0$'
+expect "a failing doctest is a failed result" "$w/r4" '^FAIL kunit/rust_doctests_kernel: rust_doctest_kernel_sync_srcu_rs_1$'
+expect "a failing doctest shows its assertion" "$w/r4" 'ASSERTION FAILED at rust/kernel/sync/srcu.rs'
+expect "the doctests are counted" "$w/r4" '^guest: 1 passed, 1 failed'
+sed -i '/^@@KTAP-/,/^@@KTAP-END/d' "$w/log4"
+python3 "$(dirname "$0")/report.py" --expect-kunit rust_doctests_kernel "$w/log4" > "$w/r5"
+expect "doctests that did not run are a problem" "$w/r5" '^PROBLEM KUnit suite rust_doctests_kernel did not report'
+
+# The cold paths, in an empty cache (COLD_SELFTEST=0 skips them).
+if [ "${COLD_SELFTEST:-1}" = 1 ]; then
+	bash "$(dirname "$0")/selftest-cold.sh" "$kernel"
+fi

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Install what the pipeline needs on a Debian 12 host, saying what it
-# installs. Idempotent: a second run installs nothing.
+# installs. Idempotent: a second run installs nothing.  Assumes nothing
+# beyond a minimal Debian 12: apt runs as root, or through sudo otherwise.
 #
 # Environment:
 #   TOOLS_DIR  where bindgen-cli is installed (default: $CACHE/tools)
@@ -18,7 +19,22 @@ APT_PKGS=(rustc-web rust-web-src rustfmt-web rust-web-clippy
 	  clang-22 lld-22 llvm-22 libclang-22-dev
 	  bison flex libelf-dev libssl-dev cpio bc kmod
 	  qemu-system-x86 busybox-static
-	  gcc-multilib python3 make git)
+	  gcc-multilib python3 make git
+	  file xz-utils patch ca-certificates)
+# cargo: Debian's (cargo-web, the same 1.96 as rustc-web) unless one is on
+# PATH already (rustup's, say; cargo-web conflicts with Debian's rustup).
+command -v cargo >/dev/null 2>&1 || APT_PKGS+=(cargo-web)
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		echo "[setup] error: not root and no sudo: cannot run $*" >&2
+		exit 1
+	fi
+}
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -40,14 +56,14 @@ fi
 # low so nothing from it is ever installed over bookworm.
 if [ ! -f /etc/apt/sources.list.d/kvm-msr-trixie-backports.sources ]; then
 	log "adding trixie-backports (pinned at priority 50, download only)"
-	cat > /etc/apt/sources.list.d/kvm-msr-trixie-backports.sources <<'SRC'
+	as_root tee /etc/apt/sources.list.d/kvm-msr-trixie-backports.sources >/dev/null <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: trixie-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-	cat > /etc/apt/preferences.d/kvm-msr-trixie-backports <<'PIN'
+	as_root tee /etc/apt/preferences.d/kvm-msr-trixie-backports >/dev/null <<'PIN'
 Package: *
 Pin: release n=trixie-backports
 Pin-Priority: 50
@@ -57,11 +73,11 @@ fi
 
 if [ ${#missing[@]} -gt 0 ] || [ "${NEED_UPDATE:-0}" = 1 ]; then
 	log "apt-get update"
-	apt-get update -qq
+	as_root apt-get update -qq
 fi
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing apt packages: ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The table of `make bench`: Rust/C ratios from RESULT lines.
+
+Usage: benchtable.py FILE...
+
+Reads "RESULT <metric> <c|rust> <median> <min> <max> <unit>" lines (and
+"# mean ...", "SKIP ..." and "# ... ERROR/WARNING" lines) from every FILE
+and prints one table: metric | C median (min-max) | Rust median (min-max)
+| C/Rust | goal, with derived "<lookup>-0r" rows (the search alone).
+"""
+import re, sys
+
+rows = {}      # metric -> {impl: (median, min, max, unit)}
+order = []
+notes = []
+means = {}     # metric -> {impl: "value unit"}
+for path in sys.argv[1:]:
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            m = re.match(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)$", line)
+            if m:
+                metric, impl, med, lo, hi, unit = m.groups()
+                try:
+                    vals = (float(med), float(lo), float(hi), unit)
+                except ValueError:
+                    notes.append(f"unparsable: {line}")
+                    continue
+                if metric not in rows:
+                    rows[metric] = {}
+                    order.append(metric)
+                rows[metric][impl] = vals
+            elif line.startswith("# mean "):
+                p = line.split()
+                if len(p) >= 6:
+                    means.setdefault(p[2], {})[p[3]] = f"{float(p[4]):.1f} {p[5]}"
+            elif line.startswith("SKIP "):
+                notes.append(line)
+            elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):
+                notes.append(line[2:])
+
+def goal(metric):
+    """(description, minimum C/Rust factor) or None."""
+    if metric.endswith("-0r"):
+        return None
+    m = re.match(r"^(?:host_)?lookup_(\d+)r_", metric)
+    if m:
+        n = int(m.group(1))
+        if n >= 16:
+            return (">=4x", 4.0)
+        if n == 1:
+            return ("not slower", 1.0)
+        return None
+    if metric.startswith("setlat_"):
+        return (">=100x", 100.0)
+    if metric.startswith("exit_rt"):
+        return ("within 5%", 1 / 1.05)
+    return None
+
+def fmt(v):
+    if v is None:
+        return "-"
+    med, lo, hi, unit = v
+    if lo is None:
+        return f"{med:.1f} {unit}"
+    def n(x):
+        if x >= 1000 or x == int(x):
+            return f"{x:.0f}"
+        return f"{x:.3g}" if x < 10 else f"{x:.1f}"
+    if lo == hi == med:
+        return f"{n(med)} {unit}"
+    return f"{n(med)} ({n(lo)}-{n(hi)}) {unit}"
+
+# Derived rows: the search alone, i.e. a lookup's median minus the median
+# of the same call with no filter installed (lookup_0r, the fixed cost of
+# the call and of the SRCU read-side section, the same code in C and Rust).
+base = rows.get("lookup_0r", {})
+for metric in list(order):
+    if not re.match(r"^lookup_\d+r_(hit|miss)$", metric):
+        continue
+    d = {}
+    for impl, v in rows[metric].items():
+        if impl in base:
+            d[impl] = (max(v[0] - base[impl][0], 0.0), None, None, v[3])
+    if d:
+        name = metric + "-0r"
+        rows[name] = d
+        order.insert(order.index(metric) + 1, name)
+
+hdr = ("metric", "C median (min-max)", "Rust median (min-max)", "C/Rust", "goal")
+out = [hdr]
+missed = 0
+for metric in order:
+    r = rows[metric]
+    c, rs = r.get("c"), r.get("rust")
+    ratio, g = "-", ""
+    if c and rs and rs[0] > 0:
+        x = c[0] / rs[0]
+        ratio = f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
+        gl = goal(metric)
+        if gl:
+            ok = x >= gl[1]
+            missed += not ok
+            g = f"{gl[0]}: {'met' if ok else 'MISSED'}"
+    out.append((metric, fmt(c), fmt(rs), ratio, g))
+w = [max(len(row[i]) for row in out) for i in range(len(hdr))]
+for i, row in enumerate(out):
+    print(" | ".join(col.ljust(w[j]) for j, col in enumerate(row)).rstrip())
+    if i == 0:
+        print("-+-".join("-" * x for x in w))
+print("C/Rust = C median / Rust median: how many times lower Rust's figure is (> 1: Rust better).")
+if base:
+    print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without the call and SRCU costs both share.")
+for metric in order:
+    if metric.startswith("setlat_") and metric in means:
+        print(f"mean {metric}: " + ", ".join(f"{k} {v}" for k, v in sorted(means[metric].items())))
+for n in notes:
+    print("note:", n)
+if missed:
+    print(f"{missed} goal(s) missed")
