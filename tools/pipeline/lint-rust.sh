@@ -28,15 +28,21 @@
 LOG_TAG=lint
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# fmt_findings: the files a failed rustfmt check in $LINT_LOG would change
+# (or, without a diff, the log's tail); returns 1.
+fmt_findings() {
+	grep -oE '^Diff in [^ ]+' "$LINT_LOG" | sed 's/^Diff in /    misformatted: /; s/:[0-9]*:\?$//' | sort -u
+	grep -q '^Diff in ' "$LINT_LOG" || tail -20 "$LINT_LOG" | sed 's/^/    /'
+	return 1
+}
+
 # rust_fmt_check SRC BUILD: `make rustfmtcheck`; on failure print the
 # files rustfmt would change.  Output in $LINT_LOG.
 rust_fmt_check() {
 	local src=$1 b=$2
 	mkdir_or_die "$b"
 	make -C "$src" O="$b" "${KMAKE_VARS[@]}" rustfmtcheck > "$LINT_LOG" 2>&1 && return 0
-	grep -oE '^Diff in [^ ]+' "$LINT_LOG" | sed 's/^Diff in /    misformatted: /; s/:[0-9]*:\?$//' | sort -u
-	grep -q '^Diff in ' "$LINT_LOG" || tail -20 "$LINT_LOG" | sed 's/^/    /'
-	return 1
+	fmt_findings
 }
 
 # rust_clippy SRC BUILD FILES_RE MAKE_ARGS...: make CLIPPY=1 MAKE_ARGS in
@@ -102,9 +108,7 @@ module_fmt_check() {
 	mapfile -t files < <(module_rust_files "$dir")
 	(cd "$dir" && /usr/bin/rustfmt --check --edition 2021 --config-path "$src/.rustfmt.toml" \
 		"${files[@]}") > "$LINT_LOG" 2>&1 && return 0
-	grep -oE '^Diff in [^ ]+' "$LINT_LOG" | sed 's/^Diff in /    misformatted: /; s/:[0-9]*:\?$//' | sort -u
-	grep -q '^Diff in ' "$LINT_LOG" || tail -20 "$LINT_LOG" | sed 's/^/    /'
-	return 1
+	fmt_findings
 }
 
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
