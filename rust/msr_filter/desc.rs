@@ -29,7 +29,6 @@
 //!        u32 ranges[i].bitmap
 //! ```
 
-use super::errno::Errno;
 use super::uapi::{
     COMPAT_FILTER_SIZE, COMPAT_RANGE_SIZE, KVM_MSR_FILTER_MAX_RANGES, NATIVE_FILTER_SIZE,
     NATIVE_RANGE_SIZE,
@@ -75,20 +74,6 @@ fn le_u64(bytes: &[u8], off: usize) -> u64 {
     lo | (hi << 32)
 }
 
-/// Writes `val` little-endian at `off`, ignoring out-of-range writes.
-fn put_u32(bytes: &mut [u8], off: usize, val: u32) {
-    if let Some(dst) = bytes.get_mut(off..).and_then(|s| s.get_mut(..4)) {
-        dst.copy_from_slice(&val.to_le_bytes());
-    }
-}
-
-/// Writes `val` little-endian at `off`, ignoring out-of-range writes.
-fn put_u64(bytes: &mut [u8], off: usize, val: u64) {
-    if let Some(dst) = bytes.get_mut(off..).and_then(|s| s.get_mut(..8)) {
-        dst.copy_from_slice(&val.to_le_bytes());
-    }
-}
-
 impl FilterDesc {
     /// Decodes the x86-64 layout. Padding bytes are ignored, as the kernel does.
     pub fn from_native(bytes: &[u8; NATIVE_FILTER_SIZE]) -> Self {
@@ -128,64 +113,5 @@ impl FilterDesc {
             off += COMPAT_RANGE_SIZE;
         }
         desc
-    }
-
-    /// Decodes the x86-64 layout from the start of `bytes`.
-    ///
-    /// Returns [`Errno::Fault`] if fewer than [`NATIVE_FILTER_SIZE`] bytes are
-    /// given, like a short `copy_from_user()`. Extra bytes are ignored.
-    pub fn from_native_slice(bytes: &[u8]) -> Result<Self, Errno> {
-        match bytes
-            .get(..NATIVE_FILTER_SIZE)
-            .map(<&[u8; NATIVE_FILTER_SIZE]>::try_from)
-        {
-            Some(Ok(arr)) => Ok(Self::from_native(arr)),
-            _ => Err(Errno::Fault),
-        }
-    }
-
-    /// Decodes the compat layout from the start of `bytes`.
-    ///
-    /// Returns [`Errno::Fault`] if fewer than [`COMPAT_FILTER_SIZE`] bytes are
-    /// given. Extra bytes are ignored.
-    pub fn from_compat_slice(bytes: &[u8]) -> Result<Self, Errno> {
-        match bytes
-            .get(..COMPAT_FILTER_SIZE)
-            .map(<&[u8; COMPAT_FILTER_SIZE]>::try_from)
-        {
-            Some(Ok(arr)) => Ok(Self::from_compat(arr)),
-            _ => Err(Errno::Fault),
-        }
-    }
-
-    /// Encodes the x86-64 layout, with zeroed padding.
-    pub fn to_native(self) -> [u8; NATIVE_FILTER_SIZE] {
-        let mut out = [0u8; NATIVE_FILTER_SIZE];
-        put_u32(&mut out, 0, self.flags);
-        let mut off = 8;
-        for r in self.ranges.iter() {
-            put_u32(&mut out, off, r.flags);
-            put_u32(&mut out, off + 4, r.nmsrs);
-            put_u32(&mut out, off + 8, r.base);
-            put_u64(&mut out, off + 16, r.bitmap);
-            off += NATIVE_RANGE_SIZE;
-        }
-        out
-    }
-
-    /// Encodes the compat layout; bitmap addresses are truncated to 32 bits.
-    pub fn to_compat(self) -> [u8; COMPAT_FILTER_SIZE] {
-        let mut out = [0u8; COMPAT_FILTER_SIZE];
-        put_u32(&mut out, 0, self.flags);
-        let mut off = 4;
-        for r in self.ranges.iter() {
-            put_u32(&mut out, off, r.flags);
-            put_u32(&mut out, off + 4, r.nmsrs);
-            put_u32(&mut out, off + 8, r.base);
-            // Truncation is the point: the compat ABI has 32-bit pointers.
-            put_u32(&mut out, off + 12, r.bitmap as u32);
-            off += COMPAT_RANGE_SIZE;
-        }
-        out
     }
 }

@@ -22,14 +22,4 @@ impl Errno {
             Errno::NoMem => -12,
         }
     }
-
-    /// Maps a negative errno value back to an [`Errno`], if it is one of ours.
-    pub const fn from_errno(errno: i32) -> Option<Self> {
-        match errno {
-            -22 => Some(Errno::Inval),
-            -14 => Some(Errno::Fault),
-            -12 => Some(Errno::NoMem),
-            _ => None,
-        }
-    }
 }

@@ -28,9 +28,8 @@ pub mod uapi;
 pub use desc::{FilterDesc, RangeDesc};
 pub use errno::Errno;
 pub use exit::{
-    check_user_space_msr_cap, complete, emulator_outcome, msr_exit, msr_exit_reason, rdmsr_outcome,
-    wrmsr_outcome, Completion, CompletionKind, EmulOutcome, InsnOutcome, MsrDir, MsrExit, MsrRun,
-    RegWrite,
+    check_user_space_msr_cap, complete, msr_exit, msr_exit_reason, Completion, CompletionKind,
+    MsrDir, MsrExit, MsrRun, RegWrite,
 };
 pub use filter::{
     bitmap_size, build, check_header, check_range, is_x2apic_msr, msr_allowed, Filter, FilterAlloc,

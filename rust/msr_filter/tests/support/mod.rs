@@ -2,7 +2,9 @@
 
 //! Host-side helpers shared by the tests and the fuzz target: a `Vec`/`Box`
 //! allocator with failure injection, fake user memory, a deliberately plain
-//! reference model of upstream's filter code, and the fuzz checker.
+//! reference model of upstream's filter code, the encoders and models only
+//! tests need (so the kernel module does not carry them), and the fuzz
+//! checker.
 
 #![allow(dead_code, clippy::manual_range_contains, clippy::manual_div_ceil)]
 
@@ -11,7 +13,8 @@ use std::vec;
 use std::vec::Vec;
 
 use msr_filter::{
-    build, is_x2apic_msr, uapi, Errno, Filter, FilterAlloc, FilterDesc, MsrAccess, RangeDesc,
+    build, is_x2apic_msr, msr_exit, uapi, Errno, Filter, FilterAlloc, FilterDesc, MsrAccess,
+    MsrDir, MsrExit, RangeDesc,
 };
 
 /// One allocation request seen by [`HostAlloc`].
@@ -417,4 +420,173 @@ pub fn desc(flags: u32, ranges: &[RangeDesc]) -> FilterDesc {
         *slot = *r;
     }
     d
+}
+
+// ---- Test-only encoders and models -----------------------------------------
+
+/// Writes `val` little-endian at `off`.
+fn put_u32(bytes: &mut [u8], off: usize, val: u32) {
+    bytes[off..off + 4].copy_from_slice(&val.to_le_bytes());
+}
+
+/// Writes `val` little-endian at `off`.
+fn put_u64(bytes: &mut [u8], off: usize, val: u64) {
+    bytes[off..off + 8].copy_from_slice(&val.to_le_bytes());
+}
+
+/// What userspace-side tests need of `struct kvm_msr_filter` beyond the
+/// kernel's fixed-size decoders: decoding from a slice that may be short
+/// (a short `copy_from_user()`), and encoding.
+pub trait DescBytes: Sized {
+    /// Decodes the x86-64 layout from the start of `bytes`; [`Errno::Fault`]
+    /// if fewer than `NATIVE_FILTER_SIZE` bytes are given.
+    fn from_native_slice(bytes: &[u8]) -> Result<Self, Errno>;
+    /// Decodes the compat layout from the start of `bytes`; [`Errno::Fault`]
+    /// if fewer than `COMPAT_FILTER_SIZE` bytes are given.
+    fn from_compat_slice(bytes: &[u8]) -> Result<Self, Errno>;
+    /// Encodes the x86-64 layout, with zeroed padding.
+    fn to_native(self) -> [u8; uapi::NATIVE_FILTER_SIZE];
+    /// Encodes the compat layout; bitmap addresses are truncated to 32 bits.
+    fn to_compat(self) -> [u8; uapi::COMPAT_FILTER_SIZE];
+}
+
+impl DescBytes for FilterDesc {
+    fn from_native_slice(bytes: &[u8]) -> Result<Self, Errno> {
+        match bytes
+            .get(..uapi::NATIVE_FILTER_SIZE)
+            .map(<&[u8; uapi::NATIVE_FILTER_SIZE]>::try_from)
+        {
+            Some(Ok(arr)) => Ok(Self::from_native(arr)),
+            _ => Err(Errno::Fault),
+        }
+    }
+
+    fn from_compat_slice(bytes: &[u8]) -> Result<Self, Errno> {
+        match bytes
+            .get(..uapi::COMPAT_FILTER_SIZE)
+            .map(<&[u8; uapi::COMPAT_FILTER_SIZE]>::try_from)
+        {
+            Some(Ok(arr)) => Ok(Self::from_compat(arr)),
+            _ => Err(Errno::Fault),
+        }
+    }
+
+    fn to_native(self) -> [u8; uapi::NATIVE_FILTER_SIZE] {
+        let mut out = [0u8; uapi::NATIVE_FILTER_SIZE];
+        put_u32(&mut out, 0, self.flags);
+        let mut off = 8;
+        for r in self.ranges.iter() {
+            put_u32(&mut out, off, r.flags);
+            put_u32(&mut out, off + 4, r.nmsrs);
+            put_u32(&mut out, off + 8, r.base);
+            put_u64(&mut out, off + 16, r.bitmap);
+            off += uapi::NATIVE_RANGE_SIZE;
+        }
+        out
+    }
+
+    fn to_compat(self) -> [u8; uapi::COMPAT_FILTER_SIZE] {
+        let mut out = [0u8; uapi::COMPAT_FILTER_SIZE];
+        put_u32(&mut out, 0, self.flags);
+        let mut off = 4;
+        for r in self.ranges.iter() {
+            put_u32(&mut out, off, r.flags);
+            put_u32(&mut out, off + 4, r.nmsrs);
+            put_u32(&mut out, off + 8, r.base);
+            // Truncation is the point: the compat ABI has 32-bit pointers.
+            put_u32(&mut out, off + 12, r.bitmap as u32);
+            off += uapi::COMPAT_RANGE_SIZE;
+        }
+        out
+    }
+}
+
+/// Maps a negative errno value back to an [`Errno`], if it is one of the
+/// core's.
+pub trait ErrnoFrom: Sized {
+    /// The inverse of `Errno::to_errno()`.
+    fn from_errno(errno: i32) -> Option<Self>;
+}
+
+impl ErrnoFrom for Errno {
+    fn from_errno(errno: i32) -> Option<Self> {
+        [Errno::Inval, Errno::Fault, Errno::NoMem]
+            .into_iter()
+            .find(|e| e.to_errno() == errno)
+    }
+}
+
+// Models of what upstream's C does with an access result `r` on the
+// instruction and emulator paths. The kernel module leaves these paths to
+// C; the rules tests pin the decisions that the exit code relies on.
+
+/// What an intercepted RDMSR/WRMSR (`kvm_emulate_{rd,wr}msr{,_imm}`) does
+/// after the access itself returned `r`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsnOutcome {
+    /// `r == 0`: for reads write the value to the registers, then call the
+    /// vendor `complete_emulated_msr(vcpu, 0)` (skip the instruction).
+    Done,
+    /// Exit to userspace: fill `kvm_run`, set the completion callback, return 0.
+    Exit(MsrExit),
+    /// Call the vendor `complete_emulated_msr(vcpu, r)` with this nonzero
+    /// `r` (#GP on VMX/SVM).
+    Fault(i32),
+    /// WRMSR only: return this negative `r` from `KVM_RUN`.
+    Return(i32),
+}
+
+/// Decision for an intercepted RDMSR (either form) whose access returned `r`.
+///
+/// A nonzero `r` that is not deflected always faults, negative or not.
+pub fn rdmsr_outcome(mask: u32, index: u32, r: i32) -> InsnOutcome {
+    if r == 0 {
+        return InsnOutcome::Done;
+    }
+    match msr_exit(mask, MsrDir::Read, index, 0, r) {
+        Some(e) => InsnOutcome::Exit(e),
+        None => InsnOutcome::Fault(r),
+    }
+}
+
+/// Decision for an intercepted WRMSR (either form) of `data` that returned `r`.
+///
+/// A negative `r` that is not deflected is returned from `KVM_RUN`.
+pub fn wrmsr_outcome(mask: u32, index: u32, data: u64, r: i32) -> InsnOutcome {
+    if r == 0 {
+        return InsnOutcome::Done;
+    }
+    match msr_exit(mask, MsrDir::Write, index, data, r) {
+        Some(e) => InsnOutcome::Exit(e),
+        None if r < 0 => InsnOutcome::Return(r),
+        None => InsnOutcome::Fault(r),
+    }
+}
+
+/// Result of the emulator's filtered MSR access (`X86EMUL_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmulOutcome {
+    /// `X86EMUL_CONTINUE`: the access succeeded.
+    Continue,
+    /// `X86EMUL_IO_NEEDED`: exit to userspace with this exit.
+    IoNeeded(MsrExit),
+    /// `X86EMUL_PROPAGATE_FAULT`: the emulator injects #GP.
+    PropagateFault,
+    /// `X86EMUL_UNHANDLEABLE`: `r < 0`, decided before any deflection.
+    Unhandleable,
+}
+
+/// Upstream `kvm_emulator_{get,set}_msr_with_filter()` decision for an
+/// access that returned `r`. `data` is the value for writes (ignored for reads).
+pub fn emulator_outcome(mask: u32, dir: MsrDir, index: u32, data: u64, r: i32) -> EmulOutcome {
+    if r < 0 {
+        return EmulOutcome::Unhandleable;
+    }
+    if r == 0 {
+        return EmulOutcome::Continue;
+    }
+    match msr_exit(mask, dir, index, data, r) {
+        Some(e) => EmulOutcome::IoNeeded(e),
+        None => EmulOutcome::PropagateFault,
+    }
 }
