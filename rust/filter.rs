@@ -25,7 +25,7 @@ use crate::{
     msr_filter::{
         desc::FilterDesc,
         errno::Errno,
-        filter::{build, is_x2apic_msr, Filter, FilterAlloc},
+        filter::{build, is_x2apic_msr, Filter, FilterAlloc, MsrAccess},
         uapi::{COMPAT_FILTER_SIZE, NATIVE_FILTER_SIZE},
     },
     vm::{Stat, Vm},
@@ -321,6 +321,12 @@ pub(crate) unsafe extern "C" fn show(
         }
         let default = if f.default_allow() { "allow" } else { "deny" };
         seq_print!(m, "default: {}\nbytes: {}\n", default, bytes);
+        seq_print!(
+            m,
+            "lookup: read={} write={}\n",
+            f.lookup_steps(MsrAccess::Read),
+            f.lookup_steps(MsrAccess::Write)
+        );
         for r in f.ranges() {
             seq_print!(
                 m,

@@ -151,6 +151,7 @@ struct dump {
 	long long pending;	/* -1 if not shown (C) */
 	char def[8];		/* allow, deny or none */
 	long long bytes;	/* -1 if not shown (no filter) */
+	int lookup_rd, lookup_wr; /* search steps, -1 if not shown (C, no filter) */
 	int nranges;
 	struct dump_range r[KVM_MSR_FILTER_MAX_RANGES];
 	char *text;
@@ -164,6 +165,7 @@ static bool dump_read(struct kvm_vm *vm, struct dump *d)
 	d->generation = -1;
 	d->pending = -1;
 	d->bytes = -1;
+	d->lookup_rd = d->lookup_wr = -1;
 	d->text = debugfs_read(vm, "msr_filter");
 	if (!d->text)
 		return false;
@@ -184,6 +186,8 @@ static bool dump_read(struct kvm_vm *vm, struct dump *d)
 		} else if (sscanf(l, "pending: %lld", &d->pending) == 1) {
 		} else if (sscanf(l, "default: %7s", d->def) == 1) {
 		} else if (sscanf(l, "bytes: %lld", &d->bytes) == 1) {
+		} else if (sscanf(l, "lookup: read=%d write=%d", &d->lookup_rd,
+				  &d->lookup_wr) == 2) {
 		} else if (sscanf(l, "range: flags=%x base=%x nmsrs=%u",
 				  &r.flags, &r.base, &r.nmsrs) == 3) {
 			TEST_ASSERT(d->nranges < KVM_MSR_FILTER_MAX_RANGES,
@@ -433,7 +437,8 @@ TEST(debugfs_dump)
 		    impl_name(d.impl), MF_MODULE, p ? "" : "not ", d.text);
 
 	/* Before any set: no filter. */
-	TEST_ASSERT(!strcmp(d.def, "none") && !d.nranges && d.bytes < 0,
+	TEST_ASSERT(!strcmp(d.def, "none") && !d.nranges && d.bytes < 0 &&
+		    d.lookup_rd < 0 && d.lookup_wr < 0,
 		    "before any set:\n%s", d.text);
 	if (d.impl == IMPL_RUST)
 		TEST_ASSERT(d.generation == 0 && d.pending == 0,
@@ -459,8 +464,20 @@ TEST(debugfs_dump)
 	expect_range(&d, 0, KVM_MSR_FILTER_READ, MSR_SYSCALL_MASK, 1);
 	expect_range(&d, 1, KVM_MSR_FILTER_WRITE, 0x40000000, 0x100);
 	expect_range(&d, 2, rw, 0xc0010000, 0x3000);
-	if (d.impl == IMPL_RUST)
+	/*
+	 * Rust's lookup tables: the read ranges (slots 0 and 5) cut the index
+	 * space into 5 intervals, and so do the write ranges (slots 2 and 5):
+	 * ceil(log2(5)) = 3 search steps each. C has no such table.
+	 */
+	if (d.impl == IMPL_RUST) {
 		TEST_ASSERT(d.generation == 1, "generation:\n%s", d.text);
+		TEST_ASSERT(d.lookup_rd == 3 && d.lookup_wr == 3,
+			    "lookup steps %d/%d, want 3/3:\n%s", d.lookup_rd,
+			    d.lookup_wr, d.text);
+	} else {
+		TEST_ASSERT(d.lookup_rd < 0 && d.lookup_wr < 0,
+			    "lookup steps shown for C:\n%s", d.text);
+	}
 	/* The filter holds at least its 1 + 32 + 1536 bytes of bitmap. */
 	TEST_ASSERT(d.bytes >= 8 + 32 + 1536, "bytes %lld:\n%s", d.bytes, d.text);
 	dump_free(&d);
@@ -492,6 +509,10 @@ TEST(debugfs_dump)
 		u64 updates;
 
 		TEST_ASSERT(d.generation == 2, "generation after replace:\n%s", d.text);
+		/* One write range: 3 intervals, 2 steps; no read range: none. */
+		TEST_ASSERT(d.lookup_rd == 0 && d.lookup_wr == 2,
+			    "lookup steps %d/%d after replace, want 0/2:\n%s",
+			    d.lookup_rd, d.lookup_wr, d.text);
 		TEST_ASSERT(vm_stat(vm, "msr_filter_updates", &updates) && updates == 2,
 			    "msr_filter_updates != generation 2");
 	}
