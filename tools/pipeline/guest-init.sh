@@ -12,7 +12,18 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /tmp
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/tests:/samples HOME=/tmp TMPDIR=/tmp
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/tests/bin:/tests:/samples HOME=/tmp TMPDIR=/tmp
+
+# The test binaries by their names on PATH. A KVM selftest reads its guest
+# code from its own ELF file through argv[0], so each name is a script that
+# runs the binary by its full path.
+mkdir -p /tests/bin
+while read -r name bin args; do
+	case "$name" in ''|'#'*) continue ;; esac
+	[ -f "/tests/$bin" ] && [ ! -e "/tests/bin/$name" ] || continue
+	printf '#!/bin/sh\nexec /tests/%s "$@"\n' "$bin" > "/tests/bin/$name"
+	chmod 755 "/tests/bin/$name"
+done < /tests/tests.list
 
 MODE=check
 TEST_TIMEOUT=600

@@ -6,7 +6,8 @@
 # SHARE (default: the directory make was started from) is mounted at /host
 # over virtio-9p and CMD runs there, so `make run CMD=./my-static-vmm` runs
 # a binary of yours.  The project's test binaries are in /tests and the
-# sample VMM in /samples, both on PATH.  Exits with CMD's status.
+# sample VMM in /samples, on PATH (the tests by the names tests.list
+# gives them).  Exits with CMD's status.
 set -uo pipefail
 LOG_TAG=run
 . "$(dirname "$0")/lib.sh"
