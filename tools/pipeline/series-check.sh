@@ -5,9 +5,9 @@
 # `git am` to a clean v7.3 one patch at a time and build every prefix
 # (bzImage and modules, -Werror for KVM) in one incremental build directory,
 # with the in-tree module as CONFIG_KVM_MSR_FILTER_RUST=m once the series
-# offers it; then build the whole series once more with it built in (=y).
-# The first build is a full kernel build (10-17 minutes), each further
-# prefix an incremental one.
+# offers it; then the whole series once more with it built in (=y), in the
+# same directory. The first build is a full kernel build (10-17 minutes),
+# each further one an incremental one.
 set -euo pipefail
 LOG_TAG=series-check
 . "$(dirname "$0")/lib.sh"
@@ -28,9 +28,12 @@ build() { # build BUILD_DIR MODULE_SETTING LABEL
 	mkdir -p "$b"
 	if [ ! -f "$b/.config" ]; then
 		make -C "$w/t" O="$b" "${KMAKE_VARS[@]}" -s tinyconfig >/dev/null
-		{ cat "$TOP/tools/pipeline/configs/base.config"; echo "CONFIG_KVM_MSR_FILTER_RUST=$m"; } > "$frag"
+		cp "$TOP/tools/pipeline/configs/base.config" "$frag"
 		"$w/t/scripts/kconfig/merge_config.sh" -m -O "$b" "$b/.config" "$frag" > "$b/merge.log" 2>&1
 	fi
+	# Set on every build: olddefconfig drops the symbol while the prefix
+	# does not define it yet.
+	"$w/t/scripts/config" --file "$b/.config" --set-val KVM_MSR_FILTER_RUST "$m"
 	make -C "$w/t" O="$b" "${KMAKE_VARS[@]}" -s olddefconfig >/dev/null
 	if ! make -C "$w/t" O="$b" "${KMAKE_VARS[@]}" -j"$JOBS" bzImage modules > "$b/build.log" 2>&1; then
 		grep -E -B2 -A10 'error' "$b/build.log" | head -60 >&2
@@ -40,7 +43,7 @@ build() { # build BUILD_DIR MODULE_SETTING LABEL
 	echo "PASS series-check: $label builds"
 }
 
-B=$CACHE/series-check/build-m
+B=$CACHE/series-check/build
 n=0 fail=0
 for p in "$series"/*.patch; do
 	n=$((n + 1))
@@ -54,9 +57,14 @@ else
 	echo "FAIL series-check: no in-tree kvm_msr_rs.ko with CONFIG_KVM_MSR_FILTER_RUST=m"
 	fail=1
 fi
-build "$CACHE/series-check/build-y" y "the whole series with CONFIG_KVM_MSR_FILTER_RUST=y" || fail=1
-if ! grep -q '^CONFIG_KVM_MSR_FILTER_RUST=y' "$CACHE/series-check/build-y/.config"; then
+build "$B" y "the whole series with CONFIG_KVM_MSR_FILTER_RUST=y" || fail=1
+if ! grep -q '^CONFIG_KVM_MSR_FILTER_RUST=y' "$B/.config"; then
 	echo "FAIL series-check: CONFIG_KVM_MSR_FILTER_RUST=y did not stick"
 	fail=1
+elif ! grep -q 'kvm_msr_rs' "$B/System.map"; then
+	echo "FAIL series-check: with CONFIG_KVM_MSR_FILTER_RUST=y vmlinux has no kvm_msr_rs symbol"
+	fail=1
+else
+	echo "PASS series-check: with CONFIG_KVM_MSR_FILTER_RUST=y the module is in vmlinux"
 fi
 exit "$fail"
