@@ -40,7 +40,7 @@ CC=${CC:-gcc}
 
 # Our tests, in run order (upstream's test runs first).
 OUR_TESTS="msr_filter_abi_test msr_filter_exit_test msr_filter_nested_test
-msr_filter_stress_test msr_filter_obs_test msr_filter_module_test"
+msr_filter_vmx_test msr_filter_stress_test msr_filter_obs_test msr_filter_module_test"
 # Benchmarks: built like the tests, listed in bench.list, not tests.list.
 OUR_BENCHES="msr_filter_bench"
 
@@ -180,6 +180,7 @@ add msr_filter_compat_test_32 kvm/x86/msr_filter_compat_test_32
 add msr_filter_compat_test_64 kvm/x86/msr_filter_compat_test_64
 add msr_filter_exit_test kvm/x86/msr_filter_exit_test
 add msr_filter_nested_test kvm/x86/msr_filter_nested_test
+add msr_filter_vmx_test kvm/x86/msr_filter_vmx_test
 if [ -n "${STRESS_ITERS:-}" ]; then
 	add msr_filter_stress_test kvm/x86/msr_filter_stress_test \
 		-i "$STRESS_ITERS"
