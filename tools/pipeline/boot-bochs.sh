@@ -177,6 +177,14 @@ if [ -n "$bochs_pid" ]; then
 	bochs_pid=
 fi
 wait "$show_pid"
-# tail may stop before its last read: LOG gets the whole console.
-cp "$w/serial" "$logf"
+# tail may stop before its last read: LOG gets the whole console.  The
+# missing end is appended, not the file rewritten, so that a reader
+# following LOG (guest.sh's LIVE=1) sees each line once.
+have=$(stat -c %s "$logf" 2> /dev/null || echo 0)
+if [ "$(stat -c %s "$w/serial")" -gt "$have" ] &&
+	cmp -s -n "$have" "$w/serial" "$logf"; then
+	tail -c +$((have + 1)) "$w/serial" >> "$logf"
+elif ! cmp -s "$w/serial" "$logf"; then
+	cp "$w/serial" "$logf"
+fi
 exit "$rc"

@@ -14,15 +14,19 @@
 #       the initramfs: busybox, the guest /init, RUNCONF, the tests, the
 #       module KO and, when B's KVM is modular, KVM's modules.
 #   boot_and_report BZIMAGE INITRD NAME [report.py options...]
-#       boot under QEMU, console into $RESULTS/console-NAME.log, the report
-#       into $RESULTS/report-NAME.txt.  Sets GUEST_QS (QEMU's status, 124 on
-#       timeout), GUEST_RC (the command's status from the @@CMD-END marker,
-#       empty if it did not finish), GUEST_PASS, GUEST_FAIL, GUEST_SKIP (the
-#       report's counts) and GUEST_PROBLEMS (its PROBLEM lines).  Returns
+#       boot under QEMU (TARGET=qemu, the default: AMD SVM, boot.sh) or
+#       Bochs (TARGET=vmx: Intel VMX, boot-bochs.sh, whose results are
+#       named vmx/...), console into $RESULTS/console-NAME.log, the report
+#       into $RESULTS/report-NAME.txt.  Sets GUEST_QS (the emulator's
+#       status, 124 on timeout), GUEST_RC (the command's status from the
+#       @@CMD-END marker, empty if it did not finish), GUEST_PASS,
+#       GUEST_FAIL, GUEST_SKIP (the report's counts) and GUEST_PROBLEMS
+#       (its PROBLEM lines).  Returns
 #       report.py's status.  BOOT_ARGS adds to the kernel command line;
 #       LIVE=1 shows the command's output (between the CMD markers) while
 #       the guest runs; boot.sh's variables (BOOT_TIMEOUT, SMP, MEM, SHARE,
-#       QUIET, ...) apply.
+#       QUIET, ...) apply, and boot-bochs.sh's (no SHARE: Bochs has no
+#       virtio-9p).
 
 RESULTS=${RESULTS:-$CACHE/results}
 PIPE_DIR=$TOP/tools/pipeline
@@ -49,25 +53,37 @@ pack_guest() {
 	MODULE_KO=${KO:-} KBUILD_DIR=${B:-} "$PIPE_DIR/mkinitramfs.sh" "$@"
 }
 
+# The boot script of TARGET (qemu or vmx).
+boot_script() {
+	case ${TARGET:-qemu} in
+	qemu) echo "$PIPE_DIR/boot.sh" ;;
+	vmx) echo "$PIPE_DIR/boot-bochs.sh" ;;
+	*) log "unknown TARGET=$TARGET (qemu or vmx)"; return 1 ;;
+	esac
+}
+
 boot_and_report() {
 	local kernel=$1 initrd=$2 name=$3
 	shift 3
-	local con=$RESULTS/console-$name.log rep=$RESULTS/report-$name.txt pid rs
+	local con=$RESULTS/console-$name.log rep=$RESULTS/report-$name.txt pid rs boot
+	local prefix=()
 	mkdir_or_die "$RESULTS"
+	boot=$(boot_script) || return 1
+	[ "${TARGET:-qemu}" = qemu ] || prefix=(--prefix "$TARGET/")
 	# shellcheck disable=SC2086
 	if [ "${LIVE:-0}" = 1 ]; then
 		: > "$con"
-		QUIET=1 "$PIPE_DIR/boot.sh" "$kernel" "$initrd" "$con" ${BOOT_ARGS:-} &
+		QUIET=1 "$boot" "$kernel" "$initrd" "$con" ${BOOT_ARGS:-} &
 		pid=$!
 		tail -n +1 -f "$con" --pid=$pid 2>/dev/null |
 			sed -u -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}'
 		wait $pid
 		GUEST_QS=$?
 	else
-		"$PIPE_DIR/boot.sh" "$kernel" "$initrd" "$con" ${BOOT_ARGS:-}
+		"$boot" "$kernel" "$initrd" "$con" ${BOOT_ARGS:-}
 		GUEST_QS=$?
 	fi
-	python3 "$PIPE_DIR/report.py" --qemu-status "$GUEST_QS" "$@" "$con" > "$rep"
+	python3 "$PIPE_DIR/report.py" --qemu-status "$GUEST_QS" "${prefix[@]}" "$@" "$con" > "$rep"
 	rs=$?
 	GUEST_RC=$(sed -n 's/^@@CMD-END rc=\([0-9]*\).*/\1/p' "$con" | tail -1)
 	read -r GUEST_PASS GUEST_FAIL GUEST_SKIP < <(sed -n \

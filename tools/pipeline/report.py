@@ -14,7 +14,11 @@ markers (from debugfs; failing that, from the dmesg dump), one result line
 per case: "kunit/<suite>: <case>".
 
 Usage: report.py LOG [--qemu-status N] [--expect-cmd] [--summary-only]
-                 [--expect-kunit SUITE]...
+                 [--expect-kunit SUITE]... [--prefix P]
+
+--prefix P puts P before every result name ("vmx/" for the Bochs boot:
+"vmx/c/msr_filter_abi_test: ..."); the comparison of the implementations
+is unchanged.
 """
 import argparse
 import re
@@ -182,6 +186,8 @@ def main():
     ap.add_argument('--summary-only', action='store_true')
     ap.add_argument('--expect-kunit', action='append', default=[], metavar='SUITE',
                     help='fail unless this KUnit suite reported')
+    ap.add_argument('--prefix', default='',
+                    help='put this before every result name (e.g. vmx/)')
     a = ap.parse_args()
     with open(a.log, errors='replace') as f:
         lines = f.readlines()
@@ -194,6 +200,7 @@ def main():
     skipped = sum(1 for _, s, _ in tests if s == 'skip')
     if not a.summary_only:
         for name, s, detail in tests:
+            name = a.prefix + name
             if detail and '\n' not in detail:
                 print(f'{s.upper():4} {name}  ({detail})')
             else:

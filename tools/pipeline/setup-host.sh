@@ -19,6 +19,7 @@ APT_PKGS=(rustc-web rust-web-src rustfmt-web rust-web-clippy
 	  clang-22 lld-22 llvm-22 libclang-22-dev
 	  bison flex libelf-dev libssl-dev cpio bc kmod
 	  qemu-system-x86 busybox-static
+	  bochs bochs-term bochsbios vgabios syslinux mtools dosfstools
 	  gcc-multilib python3 make git
 	  file xz-utils patch ca-certificates)
 # cargo: Debian's (cargo-web, the same 1.96 as rustc-web) unless one is on
