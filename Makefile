@@ -22,7 +22,7 @@
 #                / write its commits back to patches/
 #
 # Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default
-# module debug norust" (check), COLD=1 KEEP=1 (check),
+# module debug norust" (check), COLD=1 KEEP=1 VMX=0 (check),
 # FLAVOUR=module|debug|norust (run, kernel, module), CMD='...', SHARE=dir,
 # IMPL=c|rust, TARGET=qemu|vmx (run),
 # JOBS=N, KVM_MSR_CACHE=dir, KSRC_DEB=file.deb.

@@ -3,13 +3,16 @@
 #
 # `make check`: install what is missing, run the host-side Rust tests,
 # build the patched kernel and the KVM selftests, boot the kernel under
-# QEMU and run every test in it, build the documentation, then run the
+# QEMU (AMD SVM) and run every test in it, boot the default flavour's
+# kernel and initramfs again under Bochs (Intel VMX) and run every test
+# there (the "vmx" group), build the documentation, then run the
 # pipeline's own broken-case checks.  Ends with one line "N passed, M failed".
 #
 # Environment: FLAVOURS (default "default module": KVM built in, and KVM as
 # modules; add "debug" for the debug kernel), KDIR, COLD=1 (from nothing,
-# see below; KEEP=1 keeps its directory), PIPELINE_SELFTEST=0 to skip the
-# broken-case checks,
+# see below; KEEP=1 keeps its directory), VMX=0 to leave out the Bochs
+# group (VMX_BOOT_TIMEOUT, default 3600 s, its whole boot),
+# PIPELINE_SELFTEST=0 to skip the broken-case checks,
 # STRESS_ITERS (filter replacements of the stress test, given to it by
 # tools/testing/selftests/kvm/build.sh; default 10000), BOOT_TIMEOUT.
 set -uo pipefail
@@ -45,6 +48,7 @@ bash "$TOP/tools/pipeline/setup-host.sh" || die "host setup failed"
 run_host_tests
 
 # 2-5. Kernel, selftests, boot, per flavour.
+vmx_boot=()
 for flavour in $FLAVOURS; do
 	prepare_guest "$flavour" "$CACHE/selftests/$flavour"
 	case $? in
@@ -74,11 +78,30 @@ for flavour in $FLAVOURS; do
 	kunit=()
 	grep -qx 'CONFIG_RUST_KERNEL_DOCTESTS=y' "$B/.config" &&
 		kunit=(--expect-kunit rust_doctests_kernel)
-	KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
+	TARGET=qemu KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
 	sed "s/^/[$flavour] /" "$RESULTS/report-$flavour.txt"
 	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
 	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
+	[ "$flavour" != default ] || vmx_boot=("$BZIMAGE" "$T/initramfs.cpio.gz")
 done
+
+# 5b. The same default kernel and initramfs under Bochs: Intel VMX, where
+# kvm_intel runs nested (nested VMX, the VMCS MSR lists, the WRMSR
+# fastpath); every test for both implementations, results named vmx/...,
+# the tests that need SVM skip.  No KUnit in this boot.
+if [ "${VMX:-1}" != 1 ]; then
+	log "VMX=0: no Bochs (VMX) group"
+elif [ -z "${vmx_boot[0]:-}" ]; then
+	log "no default flavour in FLAVOURS=\"$FLAVOURS\": no Bochs (VMX) group"
+else
+	log "booting the default kernel under Bochs (Intel VMX) and running every test again"
+	vmx_start=$SECONDS
+	TARGET=vmx BOOT_TIMEOUT=${VMX_BOOT_TIMEOUT:-3600} boot_and_report "${vmx_boot[@]}" vmx
+	sed "s/^/[vmx] /" "$RESULTS/report-vmx.txt"
+	log "the VMX group took $((SECONDS - vmx_start)) s"
+	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
+	count "guest tests (vmx)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
+fi
 
 # 6. The project's kernel Rust passes the kernel's own checks: make
 # rustfmtcheck and make CLIPPY=1 (warnings are errors).
