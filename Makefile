@@ -10,7 +10,7 @@
 #                the same from nothing (a new empty cache, bindgen rebuilt):
 #                the definition of done for a tools/pipeline change
 #   make run     boot the patched kernel and run CMD in it (default: the
-#                sample VMM's demo); TARGET=vmx boots it under Bochs
+#                sample VMM's demo); BOOT_ON=vmx boots it under Bochs
 #                (Intel VMX) instead of QEMU (AMD SVM); see README.md
 #   make module  build kvm_msr_rs.ko (./Kbuild) against the kernel build
 #   make bench   Rust/C ratios measured side by side in one boot
@@ -24,7 +24,7 @@
 # Variables: KDIR=/path/to/linux-7.3 (use your tree), FLAVOURS="default
 # module debug norust" (check), COLD=1 KEEP=1 VMX=0 (check),
 # FLAVOUR=module|debug|norust (run, kernel, module), CMD='...', SHARE=dir,
-# IMPL=c|rust, TARGET=qemu|vmx (run),
+# IMPL=c|rust, BOOT_ON=qemu|vmx (run),
 # JOBS=N, KVM_MSR_CACHE=dir, KSRC_DEB=file.deb.
 
 PIPE := tools/pipeline

@@ -78,7 +78,7 @@ for flavour in $FLAVOURS; do
 	kunit=()
 	grep -qx 'CONFIG_RUST_KERNEL_DOCTESTS=y' "$B/.config" &&
 		kunit=(--expect-kunit rust_doctests_kernel)
-	TARGET=qemu KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
+	BOOT_ON=qemu KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
 	sed "s/^/[$flavour] /" "$RESULTS/report-$flavour.txt"
 	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
 	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
@@ -96,7 +96,7 @@ elif [ -z "${vmx_boot[0]:-}" ]; then
 else
 	log "booting the default kernel under Bochs (Intel VMX) and running every test again"
 	vmx_start=$SECONDS
-	TARGET=vmx BOOT_TIMEOUT=${VMX_BOOT_TIMEOUT:-3600} boot_and_report "${vmx_boot[@]}" vmx
+	BOOT_ON=vmx BOOT_TIMEOUT=${VMX_BOOT_TIMEOUT:-3600} boot_and_report "${vmx_boot[@]}" vmx
 	sed "s/^/[vmx] /" "$RESULTS/report-vmx.txt"
 	log "the VMX group took $((SECONDS - vmx_start)) s"
 	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))

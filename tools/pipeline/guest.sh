@@ -14,8 +14,8 @@
 #       the initramfs: busybox, the guest /init, RUNCONF, the tests, the
 #       module KO and, when B's KVM is modular, KVM's modules.
 #   boot_and_report BZIMAGE INITRD NAME [report.py options...]
-#       boot under QEMU (TARGET=qemu, the default: AMD SVM, boot.sh) or
-#       Bochs (TARGET=vmx: Intel VMX, boot-bochs.sh, whose results are
+#       boot under QEMU (BOOT_ON=qemu, the default: AMD SVM, boot.sh) or
+#       Bochs (BOOT_ON=vmx: Intel VMX, boot-bochs.sh, whose results are
 #       named vmx/...), console into $RESULTS/console-NAME.log, the report
 #       into $RESULTS/report-NAME.txt.  Sets GUEST_QS (the emulator's
 #       status, 124 on timeout), GUEST_RC (the command's status from the
@@ -53,12 +53,12 @@ pack_guest() {
 	MODULE_KO=${KO:-} KBUILD_DIR=${B:-} "$PIPE_DIR/mkinitramfs.sh" "$@"
 }
 
-# The boot script of TARGET (qemu or vmx).
+# The boot script of BOOT_ON (qemu or vmx).
 boot_script() {
-	case ${TARGET:-qemu} in
+	case ${BOOT_ON:-qemu} in
 	qemu) echo "$PIPE_DIR/boot.sh" ;;
 	vmx) echo "$PIPE_DIR/boot-bochs.sh" ;;
-	*) log "unknown TARGET=$TARGET (qemu or vmx)"; return 1 ;;
+	*) log "unknown BOOT_ON=$BOOT_ON (qemu or vmx)"; return 1 ;;
 	esac
 }
 
@@ -69,7 +69,7 @@ boot_and_report() {
 	local prefix=()
 	mkdir_or_die "$RESULTS"
 	boot=$(boot_script) || return 1
-	[ "${TARGET:-qemu}" = qemu ] || prefix=(--prefix "$TARGET/")
+	[ "${BOOT_ON:-qemu}" = qemu ] || prefix=(--prefix "$BOOT_ON/")
 	# shellcheck disable=SC2086
 	if [ "${LIVE:-0}" = 1 ]; then
 		: > "$con"

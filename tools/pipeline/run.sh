@@ -7,7 +7,7 @@
 # over virtio-9p and CMD runs there, so `make run CMD=./my-static-vmm` runs
 # a binary of yours.  The project's test binaries are in /tests and the
 # sample VMM in /samples, on PATH (the tests by the names tests.list
-# gives them).  Exits with CMD's status.  TARGET=vmx boots under Bochs
+# gives them).  Exits with CMD's status.  BOOT_ON=vmx boots under Bochs
 # (Intel VMX) instead of QEMU (AMD SVM); Bochs has no virtio-9p, so there
 # is no /host and CMD runs in /tmp.
 set -uo pipefail
@@ -36,9 +36,9 @@ conf=$(mktemp)
 trap 'rm -f "$conf"' EXIT
 printf 'MODE=run\nCMD=%q\nIMPL=%q\n' "$CMD" "${IMPL:-rust}" > "$conf"
 pack_guest "$CACHE/run-initramfs.cpio.gz" "$conf" "$T" "$S" || die "initramfs packing failed"
-log "running in the patched kernel${TARGET:+ (TARGET=$TARGET)}: $CMD"
-[ "${TARGET:-qemu}" != vmx ] ||
-	log "TARGET=vmx: no /host under Bochs (no virtio-9p); the command runs in /tmp, the tests and samples are on PATH"
+log "running in the patched kernel${BOOT_ON:+ (BOOT_ON=$BOOT_ON)}: $CMD"
+[ "${BOOT_ON:-qemu}" != vmx ] ||
+	log "BOOT_ON=vmx: no /host under Bochs (no virtio-9p); the command runs in /tmp, the tests and samples are on PATH"
 # The command's output is shown live; then kernel problems (oops, WARNING,
 # KASAN, ...) and timeouts, if any.
 LIVE=1 SHARE=${SHARE:-$PWD} boot_and_report "$BZIMAGE" "$CACHE/run-initramfs.cpio.gz" run --summary-only

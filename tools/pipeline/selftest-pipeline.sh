@@ -15,8 +15,8 @@ w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
 RESULTS=$w
 . "$TOP/tools/pipeline/guest.sh"
-# QEMU unless a boot below says TARGET=vmx.
-unset TARGET
+# QEMU unless a boot below says BOOT_ON=vmx.
+unset BOOT_ON
 
 expect() { # expect NAME FILE PATTERN: FILE must contain PATTERN
 	if grep -qE -- "$3" "$2"; then
@@ -59,7 +59,7 @@ expect "a hung test is stopped and failed" "$w/report-1.txt" '^FAIL [^ ]*/hang.*
 expect "a guest WARN_ON is caught" "$w/report-1.txt" '^PROBLEM kernel WARNING: .*lkdtm'
 expect "the summary counts them" "$w/report-1.txt" '^guest: 2 passed, 2 failed'
 
-# Boot 1b, 2b: the same under Bochs (TARGET=vmx, boot-bochs.sh): a failing
+# Boot 1b, 2b: the same under Bochs (BOOT_ON=vmx, boot-bochs.sh): a failing
 # test fails with its reason, results named vmx/...; a boot panic, which
 # does not stop Bochs, ends the run and is caught.
 if command -v bochs > /dev/null 2>&1; then
@@ -67,7 +67,7 @@ if command -v bochs > /dev/null 2>&1; then
 	cp "$w/t1/pass.sh" "$w/t1/fail.sh" "$w/t1b/"
 	printf 'pass pass.sh\nfail fail.sh\n' > "$w/t1b/tests.list"
 	pack_guest "$w/i1b.gz" "$w/conf1" "$w/t1b"
-	TARGET=vmx QUIET=1 BOOT_TIMEOUT=600 boot_and_report "$kernel" "$w/i1b.gz" 1b 2>/dev/null
+	BOOT_ON=vmx QUIET=1 BOOT_TIMEOUT=600 boot_and_report "$kernel" "$w/i1b.gz" 1b 2>/dev/null
 	rc=$?
 	if [ "$rc" != 0 ]; then echo "PASS broken run under Bochs exits non-zero"; else echo "FAIL broken run under Bochs exited 0"; fi
 	expect "a passing test under Bochs is reported as passed" "$w/report-1b.txt" '^PASS vmx/[^ ]*/pass: trivially passing'
@@ -75,7 +75,7 @@ if command -v bochs > /dev/null 2>&1; then
 	expect "the summary under Bochs counts them" "$w/report-1b.txt" '^guest: 1 passed, 1 failed'
 	printf 'MODE=check\n' > "$w/conf2b"
 	pack_guest "$w/i2b.gz" "$w/conf2b"
-	TARGET=vmx QUIET=1 BOOT_TIMEOUT=600 BOOT_ARGS=rdinit=/does-not-exist boot_and_report "$kernel" "$w/i2b.gz" 2b 2>/dev/null
+	BOOT_ON=vmx QUIET=1 BOOT_TIMEOUT=600 BOOT_ARGS=rdinit=/does-not-exist boot_and_report "$kernel" "$w/i2b.gz" 2b 2>/dev/null
 	rc=$?
 	if [ "$rc" != 0 ]; then echo "PASS panicking boot under Bochs exits non-zero"; else echo "FAIL panicking boot under Bochs exited 0"; fi
 	expect "a boot panic under Bochs is caught" "$w/report-2b.txt" '^PROBLEM kernel panic: .*Kernel panic'
