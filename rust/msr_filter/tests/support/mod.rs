@@ -434,6 +434,15 @@ fn put_u64(bytes: &mut [u8], off: usize, val: u64) {
     bytes[off..off + 8].copy_from_slice(&val.to_le_bytes());
 }
 
+/// The first `N` bytes of `bytes`, or [`Errno::Fault`] if there are fewer
+/// (a short `copy_from_user()`).
+fn head<const N: usize>(bytes: &[u8]) -> Result<&[u8; N], Errno> {
+    bytes
+        .get(..N)
+        .and_then(|b| <&[u8; N]>::try_from(b).ok())
+        .ok_or(Errno::Fault)
+}
+
 /// What userspace-side tests need of `struct kvm_msr_filter` beyond the
 /// kernel's fixed-size decoders: decoding from a slice that may be short
 /// (a short `copy_from_user()`), and encoding.
@@ -452,23 +461,11 @@ pub trait DescBytes: Sized {
 
 impl DescBytes for FilterDesc {
     fn from_native_slice(bytes: &[u8]) -> Result<Self, Errno> {
-        match bytes
-            .get(..uapi::NATIVE_FILTER_SIZE)
-            .map(<&[u8; uapi::NATIVE_FILTER_SIZE]>::try_from)
-        {
-            Some(Ok(arr)) => Ok(Self::from_native(arr)),
-            _ => Err(Errno::Fault),
-        }
+        head(bytes).map(Self::from_native)
     }
 
     fn from_compat_slice(bytes: &[u8]) -> Result<Self, Errno> {
-        match bytes
-            .get(..uapi::COMPAT_FILTER_SIZE)
-            .map(<&[u8; uapi::COMPAT_FILTER_SIZE]>::try_from)
-        {
-            Some(Ok(arr)) => Ok(Self::from_compat(arr)),
-            _ => Err(Errno::Fault),
-        }
+        head(bytes).map(Self::from_compat)
     }
 
     fn to_native(self) -> [u8; uapi::NATIVE_FILTER_SIZE] {
