@@ -61,7 +61,19 @@ cp -a "$KDIR/scripts/subarch.include" "$SRC/scripts/"
 find "$SRC/tools/testing/selftests/kvm" \( -name '*.o' -o -name '*.d' \) \
 	-delete 2>/dev/null || true
 # Our sources go into the copy; KDIR's own copies (if any) are replaced.
-cp -a "$HERE"/x86/*.c "$HERE"/x86/*.h "$SRC/tools/testing/selftests/kvm/x86/"
+# OUTDIR's objects outlive the copy, and make compares only mtimes: a source
+# copied with an older mtime than the object of a different version (another
+# checkout, a reverted edit) would not be rebuilt.  So every source whose
+# content is not the one of the last successful build gets a fresh mtime.
+# (No record, no trust: all of them do.)
+X86=$SRC/tools/testing/selftests/kvm/x86
+SUMS=$OUT/our-sources.sha256
+cp -a "$HERE"/x86/*.c "$HERE"/x86/*.h "$X86/"
+(cd "$HERE/x86" && sha256sum -- *.c *.h) > "$SUMS.new"
+for f in $( (cd "$HERE/x86" && ls -- *.c *.h) ); do
+	grep -qxF "$(awk -v f="$f" '$2 == f' "$SUMS.new")" "$SUMS" 2>/dev/null ||
+		touch "$X86/$f"
+done
 
 # ---------------------------------------------------------------------------
 # 2. UAPI headers of KDIR, installed into SRC/usr/include.
@@ -198,3 +210,4 @@ for b in $OUR_BENCHES; do
 done
 mv "$LIST.tmp" "$LIST"
 log "$(wc -l < "$LIST") benchmark(s) listed in $LIST"
+mv "$SUMS.new" "$SUMS"
