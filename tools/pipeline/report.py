@@ -36,6 +36,7 @@ BAD = [
     ('kmemleak', re.compile(r'kmemleak: \d+ new suspected memory leaks')),
     ('Rust panic', re.compile(r'rust_panic|panicked at')),
 ]
+SKIP_ALL = re.compile(r'^\s*1\.\.0\s*#\s*SKIP\s*(.*?)\s*$')
 TAP = re.compile(r'^(not ok|ok)\s+(\d+)\s*-?\s*([^#]*?)\s*(#\s*(\w+)(.*))?$')
 KTAP_SUITE = re.compile(r'^    # Subtest: (\S+)')
 KTAP_CASE = re.compile(r'^    (not ok|ok) \d+ (\S+)\s*(#\s*(\w+)(.*))?$')
@@ -165,8 +166,9 @@ def judge(label, out, rc):
     if not res:
         if rc == 0:
             res.append((label, 'pass', ''))
-        elif rc == 4:   # KSFT_SKIP
-            res.append((label, 'skip', 'exit status 4 (KSFT_SKIP)'))
+        elif rc == 4:   # KSFT_SKIP, with the reason of a "1..0 # SKIP reason" plan
+            why = [m.group(1) for m in map(SKIP_ALL.match, out) if m]
+            res.append((label, 'skip', why[0] if why else 'exit status 4 (KSFT_SKIP)'))
         else:
             res.append((label, 'fail', status(rc)))
     elif rc not in (0, 4) and not any(s == 'fail' for _, s, _ in res):

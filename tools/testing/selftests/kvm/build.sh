@@ -18,11 +18,13 @@
 # Environment:
 #   JOBS          make parallelism (default 2, never more than 2 is advised)
 #   STRESS_ITERS  if set, passed to msr_filter_stress_test in tests.list
-#   CC            compiler (default gcc; must support -m32 for the compat test)
+#   CC            compiler (default gcc; must support -m32 for the compat and
+#                 faults tests)
 #
 # The selftest library does not build for i386, so the compat test is a
 # standalone program built twice: -m32 (issues the compat ioctl 0x4104AEC6)
-# and native (issues 0x4188AEC6), from the same source.
+# and native (issues 0x4188AEC6), from the same source.  So is the fault
+# injection test (msr_filter_faults_test_32 and _64).
 
 set -eu
 
@@ -168,6 +170,13 @@ log "building compat test (-m32 and native)"
 $CC -m32 $CFL -o "$OUT/kvm/x86/msr_filter_compat_test_32" "$CSRC"
 # shellcheck disable=SC2086
 $CC -m64 $CFL -o "$OUT/kvm/x86/msr_filter_compat_test_64" "$CSRC"
+# The fault-injection test is standalone for the same reason.
+FSRC=$SRC/tools/testing/selftests/kvm/x86/msr_filter_faults_test.c
+log "building faults test (-m32 and native)"
+# shellcheck disable=SC2086
+$CC -m32 $CFL -o "$OUT/kvm/x86/msr_filter_faults_test_32" "$FSRC"
+# shellcheck disable=SC2086
+$CC -m64 $CFL -o "$OUT/kvm/x86/msr_filter_faults_test_64" "$FSRC"
 
 # ---------------------------------------------------------------------------
 # 5. Sanity: everything static; tests.list.
@@ -200,6 +209,18 @@ else
 	add msr_filter_stress_test kvm/x86/msr_filter_stress_test
 fi
 add msr_filter_obs_test kvm/x86/msr_filter_obs_test
+# The faults test's slow operations (hundreds of fault points each, under
+# KASAN) are tests of their own, each within the guest's per-test timeout.
+add msr_filter_faults_test_32 kvm/x86/msr_filter_faults_test_32
+add msr_filter_faults_test_64 kvm/x86/msr_filter_faults_test_64 \
+	set_1_range set_4_ranges set_16_ranges set_clear enable_cap \
+	exit_and_completion teardown_exit_pending
+add msr_filter_faults_create_before kvm/x86/msr_filter_faults_test_64 \
+	create_filter_before_vcpu
+add msr_filter_faults_create_after kvm/x86/msr_filter_faults_test_64 \
+	create_filter_after_vcpu
+add msr_filter_faults_module kvm/x86/msr_filter_faults_test_64 \
+	module_unload_load
 add msr_filter_module_test kvm/x86/msr_filter_module_test
 mv "$LIST.tmp" "$LIST"
 log "done; $(wc -l < "$LIST") tests listed in $LIST"
