@@ -51,6 +51,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "msr_filter_module.h"
+
 #define MSR_P		0x474f4f00u	/* the probed MSRs, unknown to KVM */
 #define MSR_Q		0x474f4f01u
 #define FILLER_BASE	0x60000000u
@@ -60,9 +62,6 @@
 #define WR_GPA		0x1010		/* wrmsr; hlt */
 #define GP_GPA		0x2000		/* hlt */
 #define MAX_RUNS	20000
-
-#define MODULE_NAME	"kvm_msr_rs"
-#define MODULE_PATH	"/lib/modules/kvm_msr_rs.ko"
 
 #define ALL_EXITS	(KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN)
 
@@ -494,83 +493,97 @@ static bool vm_open(struct vm *vm)
  * ------------------------------------------------------------------------ */
 
 /*
- * KVM_X86_SET_MSR_FILTER from A to @to (B, or none: the clearing call),
- * with @nranges ranges.
+ * One run of an operation with its Nth fault point armed.  Returns 1 if a
+ * fault was injected (run it again with N + 1), 0 if none was (done), -1
+ * on a failure (fail() has the reason).
  */
+typedef int (*run_fn)(void *ctx, unsigned int n, struct tally *t);
+
+#define RCHECK(cond, ...) do { if (!(cond)) { fail(__VA_ARGS__); return -1; } } while (0)
+
+/* Runs @run for N = 1, 2, 3, ... until a run injects nothing. */
+static bool systematic(run_fn run, void *ctx, struct tally *t, bool has_fault_points)
+{
+	unsigned int n;
+	int r = 1;
+
+	for (n = 1; n < MAX_RUNS && r == 1; n++, t->runs++)
+		r = run(ctx, n, t);
+	if (r < 0)
+		return false;
+	CHECK(r == 0, "still injecting after %d runs", MAX_RUNS);
+	CHECK(t->injected || !has_fault_points || dry, "no fault was injected");
+	return true;
+}
+
+/* A setup step that must succeed. */
+static bool setup_ok(int r, const char *what)
+{
+	CHECK(!r, "%s: %s", what, strerror(-r));
+	return true;
+}
+
+/* KVM_X86_SET_MSR_FILTER from A to @to (B, or none: the clearing call). */
+struct set_ctx {
+	struct vm vm;
+	const char *name;
+	enum variant to;
+	int nranges;
+};
+
+static int set_run(void *ctx, unsigned int n, struct tally *t)
+{
+	struct set_ctx *c = ctx;
+	bool injected;
+	int r;
+
+	RCHECK(!st_filter(&c->vm, V_A, c->nranges), "reinstalling filter A: %s", strerror(errno));
+	arm(n);
+	r = st_filter(&c->vm, c->to, c->nranges);
+	injected = disarm();
+	if (!judge(t, c->name, r, injected) ||
+	    !in_force(&c->vm, r ? V_A : c->to, ALL_EXITS, r ? "after a failed set" : "after a set"))
+		return -1;
+	return injected;
+}
+
 static bool op_set(const char *name, enum variant to, int nranges, struct tally *t)
 {
-	struct vm vm;
-	unsigned int n;
-	bool ok = false;
+	struct set_ctx c = { .name = name, .to = to, .nranges = nranges };
+	bool ok = vm_open(&c.vm) && setup_ok(st_cap(&c.vm, ALL_EXITS), "KVM_ENABLE_CAP") &&
+		  ref_dumps(&c.vm, nranges) && systematic(set_run, &c, t, true);
 
-	if (!vm_open(&vm) || st_cap(&vm, ALL_EXITS) || !ref_dumps(&vm, nranges))
-		goto out;
-	for (n = 1; n < MAX_RUNS; n++) {
-		bool injected;
-		int r;
-
-		if (st_filter(&vm, V_A, nranges)) {
-			fail("reinstalling filter A: %s", strerror(errno));
-			goto out;
-		}
-		arm(n);
-		r = st_filter(&vm, to, nranges);
-		injected = disarm();
-		t->runs++;
-		if (!judge(t, name, r, injected) ||
-		    !in_force(&vm, r ? V_A : to, ALL_EXITS, r ? "after a failed set" : "after a set"))
-			goto out;
-		if (!injected) {
-			ok = true;
-			break;
-		}
-	}
-	if (n == MAX_RUNS)
-		fail("still injecting after %d runs", MAX_RUNS);
-	else if (!t->injected && !dry)
-		fail("no fault was injected");
-out:
-	vm_close(&vm);
-	return ok && !fail_msg[0];
+	vm_close(&c.vm);
+	return ok;
 }
 
 /* KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR) from FILTER|UNKNOWN to FILTER. */
+static int cap_run(void *ctx, unsigned int n, struct tally *t)
+{
+	struct vm *vm = ctx;
+	bool injected;
+	int r;
+
+	RCHECK(!st_cap(vm, ALL_EXITS), "KVM_ENABLE_CAP: %s", strerror(errno));
+	arm(n);
+	r = st_cap(vm, KVM_MSR_EXIT_REASON_FILTER);
+	injected = disarm();
+	if (!judge(t, "KVM_ENABLE_CAP", r, injected) ||
+	    !in_force(vm, V_A, r ? ALL_EXITS : KVM_MSR_EXIT_REASON_FILTER,
+		      r ? "after a failed KVM_ENABLE_CAP" : "after KVM_ENABLE_CAP"))
+		return -1;
+	return injected;
+}
+
 static bool op_enable_cap(struct tally *t)
 {
 	struct vm vm;
-	unsigned int n;
-	bool ok = false;
+	bool ok = vm_open(&vm) && ref_dumps(&vm, 1) &&
+		  setup_ok(st_filter(&vm, V_A, 1), "KVM_X86_SET_MSR_FILTER") &&
+		  systematic(cap_run, &vm, t, true);
 
-	if (!vm_open(&vm) || !ref_dumps(&vm, 1) || st_filter(&vm, V_A, 1))
-		goto out;
-	for (n = 1; n < MAX_RUNS; n++) {
-		bool injected;
-		int r;
-
-		if (st_cap(&vm, ALL_EXITS)) {
-			fail("KVM_ENABLE_CAP: %s", strerror(errno));
-			goto out;
-		}
-		arm(n);
-		r = st_cap(&vm, KVM_MSR_EXIT_REASON_FILTER);
-		injected = disarm();
-		t->runs++;
-		if (!judge(t, "KVM_ENABLE_CAP", r, injected) ||
-		    !in_force(&vm, V_A, r ? ALL_EXITS : KVM_MSR_EXIT_REASON_FILTER,
-			      r ? "after a failed KVM_ENABLE_CAP" : "after KVM_ENABLE_CAP"))
-			goto out;
-		if (!injected) {
-			ok = true;
-			break;
-		}
-	}
-	if (n == MAX_RUNS)
-		fail("still injecting after %d runs", MAX_RUNS);
-	else if (!t->injected && !dry)
-		fail("no fault was injected");
-out:
 	vm_close(&vm);
-	return ok && !fail_msg[0];
+	return ok;
 }
 
 /*
@@ -613,54 +626,39 @@ static int create_steps(struct vm *vm, bool late, int first, int *res)
  * vCPU: the whole sequence armed.  A failed step is retried without faults
  * and the sequence finished; then A must be in force and the vCPU run.
  */
-static bool op_create(const char *name, bool late, struct tally *t)
+static int create_run(void *ctx, unsigned int n, struct tally *t)
 {
 	static char scratch[2048];
-	struct vm vm;
-	unsigned int n;
-	bool ok = false;
+	bool late = *(bool *)ctx, injected, ok;
+	struct vm vm = {};
+	int s, r = 0;
 
-	if (!vm_open(&vm) || !ref_dumps(&vm, 4))
-		goto out;
-	vm_close(&vm);
-	for (n = 1; n < MAX_RUNS; n++) {
-		bool injected;
-		int s, r = 0;
-
-		memset(&vm, 0, sizeof(vm));
-		arm(n);
-		s = create_steps(&vm, late, S_VM, &r);
-		injected = disarm();
-		t->runs++;
-		if (!judge(t, s < 0 ? name : step_name[s], r, injected))
-			goto out;
-		if (s >= 0 && create_steps(&vm, late, s, &r) >= 0) {
-			fail("%s after an injected fault: retried, it failed with %s",
-			     step_name[s], strerror(-r));
-			goto out;
-		}
+	arm(n);
+	s = create_steps(&vm, late, S_VM, &r);
+	injected = disarm();
+	ok = judge(t, s < 0 ? "VM creation" : step_name[s], r, injected);
+	if (ok && s >= 0 && create_steps(&vm, late, s, &r) >= 0)
+		ok = fail("%s after an injected fault: retried, it failed with %s",
+			  step_name[s], strerror(-r));
+	if (ok) {
 		if (injected && dumps[V_A][0] && !dump(&vm, scratch, sizeof(scratch)))
 			t->no_debugfs++;
 		debugfs_optional = injected;
 		ok = in_force(&vm, V_A, ALL_EXITS, s < 0 ? "after creation" :
 			      "after creation with a failed step");
 		debugfs_optional = false;
-		if (!ok)
-			goto out;
-		ok = false;
-		vm_close(&vm);
-		if (!injected) {
-			ok = true;
-			break;
-		}
 	}
-	if (n == MAX_RUNS)
-		fail("still injecting after %d runs", MAX_RUNS);
-	else if (!t->injected && !dry)
-		fail("no fault was injected");
-out:
 	vm_close(&vm);
-	return ok && !fail_msg[0];
+	return ok ? injected : -1;
+}
+
+static bool op_create(bool late, struct tally *t)
+{
+	struct vm vm;
+	bool ok = vm_open(&vm) && ref_dumps(&vm, 4);
+
+	vm_close(&vm);
+	return ok && systematic(create_run, &late, t, true);
 }
 
 /*
@@ -724,58 +722,49 @@ static bool exit_settle(struct vm *vm, struct tally *t, bool fresh, bool complet
 	return fail("no HLT after %d runs", k);
 }
 
-static bool op_exit(struct tally *t)
+static int exit_run(void *ctx, unsigned int n, struct tally *t)
 {
 	struct kvm_regs regs = {
 		.rip = RD_GPA, .rsp = 0x8000, .rflags = 2, .rcx = MSR_P,
 	};
-	struct vm vm = {};
-	unsigned int n;
-	bool ok = false;
+	bool injected, exited = false, ok;
+	struct vm vm;
+	int r1, r2 = 0;
 
-	for (n = 1; n < MAX_RUNS; n++) {
-		bool injected, exited = false;
-		int r1, r2 = 0;
-
-		if (!vm_open(&vm) || st_cap(&vm, ALL_EXITS) || st_filter(&vm, V_A, 1) ||
-		    ioctl(vm.vcpu, KVM_SET_REGS, &regs)) {
-			fail("setting up the VM: %s", strerror(errno));
-			goto out;
-		}
-		arm(n);
-		r1 = err(ioctl(vm.vcpu, KVM_RUN, 0));
-		if (!r1 && vm.run->exit_reason == KVM_EXIT_X86_RDMSR &&
-		    vm.run->msr.index == MSR_P) {
-			exited = true;
-			vm.run->msr.error = 0;
-			vm.run->msr.data = 0x8877665544332211ull;
-			r2 = err(ioctl(vm.vcpu, KVM_RUN, 0));
-		}
-		injected = disarm();
-		t->runs++;
-		if (!judge(t, r1 ? "KVM_RUN to the exit" : "KVM_RUN completing the exit",
-			   r1 ? r1 : r2, injected))
-			goto out;
-		/* The exit of the last KVM_RUN is still to be handled if it succeeded. */
-		if (!exit_settle(&vm, t, r1 ? false : exited ? !r2 : true, exited, injected))
-			goto out;
+	(void)ctx;
+	ok = vm_open(&vm) && setup_ok(st_cap(&vm, ALL_EXITS), "KVM_ENABLE_CAP") &&
+	     setup_ok(st_filter(&vm, V_A, 1), "KVM_X86_SET_MSR_FILTER") &&
+	     setup_ok(err(ioctl(vm.vcpu, KVM_SET_REGS, &regs)), "KVM_SET_REGS");
+	if (!ok) {
 		vm_close(&vm);
-		if (!injected) {
-			ok = true;
-			break;
-		}
+		return -1;
 	}
-	if (n == MAX_RUNS)
-		fail("still injecting after %d runs", MAX_RUNS);
-out:
+	arm(n);
+	r1 = err(ioctl(vm.vcpu, KVM_RUN, 0));
+	if (!r1 && vm.run->exit_reason == KVM_EXIT_X86_RDMSR && vm.run->msr.index == MSR_P) {
+		exited = true;
+		vm.run->msr.error = 0;
+		vm.run->msr.data = 0x8877665544332211ull;
+		r2 = err(ioctl(vm.vcpu, KVM_RUN, 0));
+	}
+	injected = disarm();
+	/* The exit of the last KVM_RUN is still to be handled if it succeeded. */
+	ok = judge(t, r1 ? "KVM_RUN to the exit" : "KVM_RUN completing the exit",
+		   r1 ? r1 : r2, injected) &&
+	     exit_settle(&vm, t, r1 ? false : exited ? !r2 : true, exited, injected);
 	vm_close(&vm);
-	return ok && !fail_msg[0];
+	return ok ? injected : -1;
+}
+
+static bool op_exit(struct tally *t)
+{
+	return systematic(exit_run, NULL, t, false);
 }
 
 /* The module's reference count, or -1 if it is not loaded. */
 static int module_refcnt(void)
 {
-	FILE *f = fopen("/sys/module/" MODULE_NAME "/refcnt", "r");
+	FILE *f = fopen("/sys/module/" MF_MODULE "/refcnt", "r");
 	int n = -1;
 
 	if (!f)
@@ -792,163 +781,108 @@ static int module_refcnt(void)
  * the VM's debugfs directory is gone and the module (if this VM used it)
  * is released.  Leaks show in the kmemleak scan after the tests.
  */
-static bool op_teardown(struct tally *t)
+static int teardown_run(void *ctx, unsigned int n, struct tally *t)
 {
 	struct kvm_regs regs = {
 		.rip = RD_GPA, .rsp = 0x8000, .rflags = 2, .rcx = MSR_P,
 	};
-	int refs = module_refcnt();
-	struct vm vm = {};
-	unsigned int n;
-	bool ok = false;
-
-	for (n = 1; n < MAX_RUNS; n++) {
-		char path[96];
-		bool injected;
-		int r;
-
-		if (!vm_open(&vm) || st_cap(&vm, ALL_EXITS) || st_filter(&vm, V_A, 16) ||
-		    ioctl(vm.vcpu, KVM_SET_REGS, &regs) || ioctl(vm.vcpu, KVM_RUN, 0) ||
-		    vm.run->exit_reason != KVM_EXIT_X86_RDMSR) {
-			fail("setting up the pending exit: %s", strerror(errno));
-			goto out;
-		}
-		snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d", getpid(), vm.fd);
-		arm(n);
-		r = err(munmap(vm.run, run_size));
-		r = r ? r : err(close(vm.vcpu));
-		r = r ? r : err(close(vm.fd));
-		injected = disarm();
-		memset(&vm, 0, sizeof(vm));
-		t->runs++;
-		t->injected += injected;
-		t->absorbed += injected && !r;
-		if (r) {
-			fail("teardown failed with %s", strerror(-r));
-			goto out;
-		}
-		if (!access(path, F_OK)) {
-			fail("%s still exists after the teardown", path);
-			goto out;
-		}
-		if (module_refcnt() != refs) {
-			fail("module refcnt %d after the teardown, %d before", module_refcnt(), refs);
-			goto out;
-		}
-		if (!injected) {
-			ok = true;
-			break;
-		}
-	}
-	if (n == MAX_RUNS)
-		fail("still injecting after %d runs", MAX_RUNS);
-out:
-	vm_close(&vm);
-	return ok && !fail_msg[0];
-}
-
-/* "rust", "c", or "" (no debugfs file) for a new VM. */
-static void new_vm_impl(char *buf, size_t len)
-{
+	int refs = *(int *)ctx, r;
+	char path[96];
+	bool injected;
 	struct vm vm;
 
-	buf[0] = 0;
-	if (!vm_open(&vm))
-		return;
-	dump(&vm, buf, len);
-	vm_close(&vm);
+	if (!vm_open(&vm) || !setup_ok(st_cap(&vm, ALL_EXITS), "KVM_ENABLE_CAP") ||
+	    !setup_ok(st_filter(&vm, V_A, 16), "KVM_X86_SET_MSR_FILTER") ||
+	    ioctl(vm.vcpu, KVM_SET_REGS, &regs) || ioctl(vm.vcpu, KVM_RUN, 0) ||
+	    vm.run->exit_reason != KVM_EXIT_X86_RDMSR) {
+		vm_close(&vm);
+		fail("setting up the pending exit: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d", getpid(), vm.fd);
+	arm(n);
+	r = err(munmap(vm.run, run_size));
+	r = r ? r : err(close(vm.vcpu));
+	r = r ? r : err(close(vm.fd));
+	injected = disarm();
+	t->injected += injected;
+	t->absorbed += injected && !r;
+	RCHECK(!r, "teardown failed with %s", strerror(-r));
+	RCHECK(access(path, F_OK), "%s still exists after the teardown", path);
+	RCHECK(module_refcnt() == refs, "module refcnt %d after the teardown, %d before",
+	       module_refcnt(), refs);
+	return injected;
 }
 
-/* A new VM uses the implementation @rust says, filters and runs. */
+static bool op_teardown(struct tally *t)
+{
+	int refs = module_refcnt();
+
+	return systematic(teardown_run, &refs, t, false);
+}
+
+/*
+ * A new VM uses the implementation @rust says (its debugfs file, before
+ * any filter is set, names it), filters and runs.
+ */
 static bool new_vm_works(bool rust, const char *when)
 {
-	char d[2048];
 	struct vm vm;
+	char d[2048];
 	bool ok;
 
-	new_vm_impl(d, sizeof(d));
-	CHECK(!d[0] || !strncmp(d, rust ? "impl: rust\n" : "impl: c\n", rust ? 11 : 8),
-	      "%s: a new VM's msr_filter file starts\n%s# want impl: %s", when, d,
-	      rust ? "rust" : "c");
 	if (!vm_open(&vm))
 		return false;
-	ok = !st_cap(&vm, ALL_EXITS) && ref_dumps(&vm, 1) && !st_filter(&vm, V_A, 1) &&
+	ok = !dump(&vm, d, sizeof(d)) ||
+	     !strncmp(d, rust ? "impl: rust\n" : "impl: c\n", rust ? 11 : 8) ||
+	     fail("%s: a new VM's msr_filter file starts\n%s# want impl: %s", when, d,
+		  rust ? "rust" : "c");
+	ok = ok && setup_ok(st_cap(&vm, ALL_EXITS), "KVM_ENABLE_CAP") && ref_dumps(&vm, 1) &&
+	     setup_ok(st_filter(&vm, V_A, 1), "KVM_X86_SET_MSR_FILTER") &&
 	     in_force(&vm, V_A, ALL_EXITS, when);
 	vm_close(&vm);
 	return ok;
 }
 
-static bool module_live(void)
+/*
+ * The Rust implementation's module, unloaded (@loading false) or loaded:
+ * after a failed load the module is not loaded and new VMs use C; after a
+ * failed unload it is live and new VMs use Rust.  A success with an
+ * absorbed fault is undone for the next run.
+ */
+static int module_run(void *ctx, unsigned int n, struct tally *t)
 {
-	char buf[16] = "";
-	FILE *f = fopen("/sys/module/" MODULE_NAME "/initstate", "r");
-
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	return !strncmp(buf, "live", 4);
-}
-
-static int load_module(void)
-{
-	int fd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC);
+	bool loading = *(bool *)ctx, injected, live;
+	const char *what = loading ? "finit_module" : "delete_module";
 	int r;
 
-	if (fd < 0)
-		return -errno;
-	r = err(syscall(__NR_finit_module, fd, "", 0));
-	close(fd);
-	return r;
+	arm(n);
+	r = loading ? mf_load_rust() : mf_unload_rust();
+	injected = disarm();
+	if (!judge(t, what, r, injected))
+		return -1;
+	live = mf_rust_loaded();
+	RCHECK(live == (loading == !r), "after %s %s: the module is %slive", what,
+	       r ? "failed" : "succeeded", live ? "" : "not ");
+	if (!new_vm_works(live, loading ? "after finit_module" : "after delete_module"))
+		return -1;
+	if (injected && !r)
+		RCHECK(!(loading ? mf_unload_rust() : mf_load_rust()),
+		       "undoing an absorbed fault: %s", strerror(errno));
+	return injected;
 }
 
-static int unload_module(void)
-{
-	return err(syscall(__NR_delete_module, MODULE_NAME, O_NONBLOCK));
-}
-
-/*
- * The Rust implementation's module: unload and load armed, each until no
- * fault is injected.  After a failed load the module is not loaded and new
- * VMs use C; after a failed unload it is live and new VMs use Rust.  The
- * module ends in the state it started in.
- */
+/* Unload and load (or load and unload): the module ends as it started. */
 static bool op_module(struct tally *t)
 {
-	bool was_live = module_live();
-	int phase;
+	bool was_live = mf_rust_loaded(), loading = !was_live;
 
-	for (phase = 0; phase < 2; phase++) {
-		bool loading = was_live ? phase == 1 : phase == 0;
-		unsigned int n;
-
-		for (n = 1; n < MAX_RUNS; n++) {
-			bool injected, live;
-			int r;
-
-			arm(n);
-			r = loading ? load_module() : unload_module();
-			injected = disarm();
-			t->runs++;
-			if (!judge(t, loading ? "finit_module" : "delete_module", r, injected))
-				return false;
-			live = module_live();
-			CHECK(live == (loading == !r), "after %s %s: the module is %slive",
-			      loading ? "finit_module" : "delete_module", r ? "failed" : "succeeded",
-			      live ? "" : "not ");
-			if (!new_vm_works(live, loading ? "after finit_module" : "after delete_module"))
-				return false;
-			if (!injected)
-				break;
-			/* An absorbed fault: undo, and inject the next one. */
-			if (!r && (loading ? unload_module() : load_module()))
-				return fail("undoing an absorbed fault: %s", strerror(errno));
-		}
-		CHECK(n < MAX_RUNS, "still injecting after %d runs", MAX_RUNS);
-	}
-	CHECK(module_live() == was_live, "the module did not end as it started");
-	CHECK(t->injected || dry, "no fault was injected");
+	if (!systematic(module_run, &loading, t, true))
+		return false;
+	loading = !loading;
+	if (!systematic(module_run, &loading, t, true))
+		return false;
+	CHECK(mf_rust_loaded() == was_live, "the module did not end as it started");
 	return true;
 }
 
@@ -999,8 +933,8 @@ static bool run_op(int i, struct tally *t)
 	case 2: return op_set("KVM_X86_SET_MSR_FILTER", V_B, 16, t);
 	case 3: return op_set("KVM_X86_SET_MSR_FILTER (clearing)", V_NONE, 16, t);
 	case 4: return op_enable_cap(t);
-	case 5: return op_create("VM creation", false, t);
-	case 6: return op_create("VM creation", true, t);
+	case 5: return op_create(false, t);
+	case 6: return op_create(true, t);
 	case 7: return op_exit(t);
 	case 8: return op_teardown(t);
 	default: return op_module(t);
@@ -1082,8 +1016,8 @@ int main(int argc, char *argv[])
 		if (!why && ops[i].native_only && !native)
 			why = "the 64-bit build runs it";
 		if (!why && !strcmp(ops[i].name, "module_unload_load") &&
-		    (getuid() || access(MODULE_PATH, R_OK)))
-			why = "no " MODULE_PATH " (or not root)";
+		    (getuid() || !mf_rust_available()))
+			why = "no " MF_MODULE_PATH " (or not root)";
 		fail_msg[0] = 0;
 		if (!why) {
 			t.secs = now_secs();
