@@ -16,12 +16,12 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/tests/bin:/tests:/samples HOME=/tmp T
 
 # The test binaries by their names on PATH. A KVM selftest reads its guest
 # code from its own ELF file through argv[0], so each name is a script that
-# runs the binary by its full path.
+# runs the binary by its full path, with the arguments tests.list gives it.
 mkdir -p /tests/bin
 while read -r name bin args; do
 	case "$name" in ''|'#'*) continue ;; esac
 	[ -f "/tests/$bin" ] && [ ! -e "/tests/bin/$name" ] || continue
-	printf '#!/bin/sh\nexec /tests/%s "$@"\n' "$bin" > "/tests/bin/$name"
+	printf '#!/bin/sh\nexec /tests/%s %s "$@"\n' "$bin" "$args" > "/tests/bin/$name"
 	chmod 755 "/tests/bin/$name"
 done < /tests/tests.list
 
