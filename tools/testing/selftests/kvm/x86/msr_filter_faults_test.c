@@ -84,6 +84,7 @@ static uint8_t *guest_mem;
 static uint8_t bitmaps[2][16][0x600];
 static int tests_run, tests_failed;
 static char fail_msg[512];
+static const char *ops_name;	/* the operation running */
 
 /* Records the first failure of the current test and returns false. */
 static bool __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
@@ -176,6 +177,19 @@ static void setup_fault_knobs(void)
 	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
 		if (!write_knob(knobs[i][0], knobs[i][1]))
 			printf("# cannot set %s to %s\n", knobs[i][0], knobs[i][1]);
+}
+
+/*
+ * With @on, sleeping slab allocations and all page allocations are no
+ * fault points any more (failslab's ignore-gfp-wait, fail_page_alloc's
+ * min-order above the largest order): what remains on the filter paths is
+ * their user copies.  Page allocations must go too: SLUB refills a cache
+ * with a non-sleeping high-order attempt first, at unpredictable times.
+ */
+static bool copies_only(bool on)
+{
+	return write_knob("/sys/kernel/debug/failslab/ignore-gfp-wait", on ? "Y" : "N") &&
+	       write_knob("/sys/kernel/debug/fail_page_alloc/min-order", on ? "11" : "0");
 }
 
 /* ------------------------------------------------------------------------
@@ -488,6 +502,14 @@ static bool vm_open(struct vm *vm)
 	return true;
 }
 
+static double now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* ------------------------------------------------------------------------
  * The operations
  * ------------------------------------------------------------------------ */
@@ -547,12 +569,32 @@ static int set_run(void *ctx, unsigned int n, struct tally *t)
 	return injected;
 }
 
+/*
+ * Then once more with only the user copies as fault points: each failed
+ * copy must give EFAULT, and each copy the ioctl makes (the structure, and
+ * the bitmap of each non-empty range) must fail once.
+ */
 static bool op_set(const char *name, enum variant to, int nranges, struct tally *t)
 {
 	struct set_ctx c = { .name = name, .to = to, .nranges = nranges };
+	int copies = 1 + (to == V_NONE ? 0 : nranges);
+	struct tally ct = {};
+	char what[96];
 	bool ok = vm_open(&c.vm) && setup_ok(st_cap(&c.vm, ALL_EXITS), "KVM_ENABLE_CAP") &&
 		  ref_dumps(&c.vm, nranges) && systematic(set_run, &c, t, true);
 
+	if (ok && !dry) {
+		ct.secs = now_secs();
+		ok = copies_only(true) || fail("cannot make the user copies the only fault points");
+		ok = ok && systematic(set_run, &c, &ct, true);
+		copies_only(false);
+		ct.secs = now_secs() - ct.secs;
+		snprintf(what, sizeof(what), "%s, copies only", ops_name);
+		report(what, &ct);
+		ok = ok && ((ct.enomem == 0 && ct.efault == copies) ||
+			    fail("with copies only: ENOMEM %d, EFAULT %d; want 0 and %d",
+				 ct.enomem, ct.efault, copies));
+	}
 	vm_close(&c.vm);
 	return ok;
 }
@@ -903,13 +945,6 @@ static void result(const char *name, bool ok, const char *skip)
 	fflush(stdout);
 }
 
-static double now_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The operations, in run order; the 32-bit build runs the filter ones. */
 static const struct {
@@ -1019,6 +1054,7 @@ int main(int argc, char *argv[])
 		    (getuid() || !mf_rust_available()))
 			why = "no " MF_MODULE_PATH " (or not root)";
 		fail_msg[0] = 0;
+		ops_name = ops[i].name;
 		if (!why) {
 			t.secs = now_secs();
 			ok = run_op(i, &t);
