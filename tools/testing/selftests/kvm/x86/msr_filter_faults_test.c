@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "kselftest.h"
 #include "msr_filter_module.h"
 
 #define MSR_P		0x474f4f00u	/* the probed MSRs, unknown to KVM */
@@ -87,7 +88,7 @@ static char fail_msg[512];
 static const char *ops_name;	/* the operation running */
 
 /* Records the first failure of the current test and returns false. */
-static bool __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
+static bool __printf(1, 2) fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -101,9 +102,7 @@ static bool __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 
 #define CHECK(cond, ...) do { if (!(cond)) return fail(__VA_ARGS__); } while (0)
 
-/* ------------------------------------------------------------------------
- * fail-nth
- * ------------------------------------------------------------------------ */
+/* --- fail-nth --- */
 
 /* Arms the countdown: the Nth fault point of this task from now fails. */
 static void arm(unsigned int n)
@@ -160,23 +159,46 @@ static bool write_knob(const char *path, const char *val)
  * fail-nth bypasses the probability, but each capability still filters on
  * GFP flags: fail sleeping (GFP_KERNEL) and order-0 allocations too, and
  * print nothing per injected fault (a stack dump each would flood the
- * console).
+ * console).  The old values are restored at exit.
  */
-static void setup_fault_knobs(void)
+static const char *const knobs[][2] = {
+	{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N" },
+	{ "/sys/kernel/debug/failslab/verbose", "0" },
+	{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N" },
+	{ "/sys/kernel/debug/fail_page_alloc/min-order", "0" },
+	{ "/sys/kernel/debug/fail_page_alloc/verbose", "0" },
+	{ "/sys/kernel/debug/fail_usercopy/verbose", "0" },
+};
+
+#define NR_KNOBS	ARRAY_SIZE(knobs)
+
+static char saved_knobs[NR_KNOBS][16];
+
+static void restore_fault_knobs(void)
 {
-	static const char *const knobs[][2] = {
-		{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N" },
-		{ "/sys/kernel/debug/failslab/verbose", "0" },
-		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N" },
-		{ "/sys/kernel/debug/fail_page_alloc/min-order", "0" },
-		{ "/sys/kernel/debug/fail_page_alloc/verbose", "0" },
-		{ "/sys/kernel/debug/fail_usercopy/verbose", "0" },
-	};
 	size_t i;
 
-	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
+	for (i = 0; i < NR_KNOBS; i++)
+		if (saved_knobs[i][0])
+			write_knob(knobs[i][0], saved_knobs[i]);
+}
+
+static void setup_fault_knobs(void)
+{
+	size_t i;
+
+	for (i = 0; i < NR_KNOBS; i++) {
+		FILE *f = fopen(knobs[i][0], "r");
+
+		if (f && !fgets(saved_knobs[i], sizeof(saved_knobs[i]), f))
+			saved_knobs[i][0] = 0;
+		if (f)
+			fclose(f);
+		saved_knobs[i][strcspn(saved_knobs[i], "\n")] = 0;
 		if (!write_knob(knobs[i][0], knobs[i][1]))
 			printf("# cannot set %s to %s\n", knobs[i][0], knobs[i][1]);
+	}
+	atexit(restore_fault_knobs);
 }
 
 /*
@@ -192,9 +214,7 @@ static bool copies_only(bool on)
 	       write_knob("/sys/kernel/debug/fail_page_alloc/min-order", on ? "11" : "0");
 }
 
-/* ------------------------------------------------------------------------
- * Steps: each returns 0 or -errno, armed or not.
- * ------------------------------------------------------------------------ */
+/* --- Steps: each returns 0 or -errno, armed or not. --- */
 
 static int err(int r)
 {
@@ -356,9 +376,7 @@ static void report(const char *op, const struct tally *t)
 	printf(") in %.1f s\n", t->secs);
 }
 
-/* ------------------------------------------------------------------------
- * Probing the state in force
- * ------------------------------------------------------------------------ */
+/* --- Probing the state in force --- */
 
 /* One guest RDMSR (or WRMSR) of @msr; completes a userspace exit. */
 static enum outcome probe(struct vm *vm, bool write, uint32_t msr)
@@ -510,9 +528,7 @@ static double now_secs(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* ------------------------------------------------------------------------
- * The operations
- * ------------------------------------------------------------------------ */
+/* --- The operations --- */
 
 /*
  * One run of an operation with its Nth fault point armed.  Returns 1 if a
@@ -646,14 +662,30 @@ static int create_steps(struct vm *vm, bool late, int first, int *res)
 
 	for (s = first; s < S_END; s++) {
 		switch (s) {
-		case S_VM:		r = st_create_vm(vm); break;
-		case S_SLOT:		r = st_memslot(vm); break;
-		case S_FILTER_EARLY:	r = late ? 0 : st_filter(vm, V_A, 4); break;
-		case S_VCPU:		r = st_create_vcpu(vm); break;
-		case S_RUN:		r = st_map_run(vm); break;
-		case S_SREGS:		r = st_real_mode(vm); break;
-		case S_FILTER_LATE:	r = late ? st_filter(vm, V_A, 4) : 0; break;
-		case S_CAP:		r = st_cap(vm, ALL_EXITS); break;
+		case S_VM:
+			r = st_create_vm(vm);
+			break;
+		case S_SLOT:
+			r = st_memslot(vm);
+			break;
+		case S_FILTER_EARLY:
+			r = late ? 0 : st_filter(vm, V_A, 4);
+			break;
+		case S_VCPU:
+			r = st_create_vcpu(vm);
+			break;
+		case S_RUN:
+			r = st_map_run(vm);
+			break;
+		case S_SREGS:
+			r = st_real_mode(vm);
+			break;
+		case S_FILTER_LATE:
+			r = late ? st_filter(vm, V_A, 4) : 0;
+			break;
+		case S_CAP:
+			r = st_cap(vm, ALL_EXITS);
+			break;
 		}
 		if (r) {
 			*res = r;
@@ -739,7 +771,8 @@ static bool exit_settle(struct vm *vm, struct tally *t, bool fresh, bool complet
 			return true;
 		case KVM_EXIT_X86_RDMSR:
 			CHECK(!completed, "a second RDMSR exit after the completion");
-			CHECK(run->msr.index == MSR_P && run->msr.reason == KVM_MSR_EXIT_REASON_FILTER,
+			CHECK(run->msr.index == MSR_P &&
+			      run->msr.reason == KVM_MSR_EXIT_REASON_FILTER,
 			      "RDMSR exit for 0x%x, reason %u", run->msr.index, run->msr.reason);
 			run->msr.error = 0;
 			run->msr.data = 0x8877665544332211ull;
@@ -928,7 +961,7 @@ static bool op_module(struct tally *t)
 	return true;
 }
 
-/* ------------------------------------------------------------------------ */
+/* --- TAP output and main --- */
 
 static void result(const char *name, bool ok, const char *skip)
 {
@@ -945,7 +978,6 @@ static void result(const char *name, bool ok, const char *skip)
 	fflush(stdout);
 }
 
-
 /* The operations, in run order; the 32-bit build runs the filter ones. */
 static const struct {
 	const char *name;
@@ -958,21 +990,31 @@ static const struct {
 	{ "teardown_exit_pending", true }, { "module_unload_load", true },
 };
 
-#define NR_OPS	((int)(sizeof(ops) / sizeof(ops[0])))
+#define NR_OPS	((int)ARRAY_SIZE(ops))
 
 static bool run_op(int i, struct tally *t)
 {
 	switch (i) {
-	case 0: return op_set("KVM_X86_SET_MSR_FILTER", V_B, 1, t);
-	case 1: return op_set("KVM_X86_SET_MSR_FILTER", V_B, 4, t);
-	case 2: return op_set("KVM_X86_SET_MSR_FILTER", V_B, 16, t);
-	case 3: return op_set("KVM_X86_SET_MSR_FILTER (clearing)", V_NONE, 16, t);
-	case 4: return op_enable_cap(t);
-	case 5: return op_create(false, t);
-	case 6: return op_create(true, t);
-	case 7: return op_exit(t);
-	case 8: return op_teardown(t);
-	default: return op_module(t);
+	case 0:
+		return op_set("KVM_X86_SET_MSR_FILTER", V_B, 1, t);
+	case 1:
+		return op_set("KVM_X86_SET_MSR_FILTER", V_B, 4, t);
+	case 2:
+		return op_set("KVM_X86_SET_MSR_FILTER", V_B, 16, t);
+	case 3:
+		return op_set("KVM_X86_SET_MSR_FILTER (clearing)", V_NONE, 16, t);
+	case 4:
+		return op_enable_cap(t);
+	case 5:
+		return op_create(false, t);
+	case 6:
+		return op_create(true, t);
+	case 7:
+		return op_exit(t);
+	case 8:
+		return op_teardown(t);
+	default:
+		return op_module(t);
 	}
 }
 
@@ -1014,7 +1056,7 @@ int main(int argc, char *argv[])
 	else if (fail_fd < 0 && getenv("MF_FAULTS_DRY"))
 		dry = true;
 	else if (fail_fd < 0)
-		skip = "no /proc/thread-self/fail-nth (needs CONFIG_FAULT_INJECTION, the debug flavour)";
+		skip = "no /proc/thread-self/fail-nth (CONFIG_FAULT_INJECTION: the debug flavour)";
 	if (skip) {
 		/* One skip for the binary, not one per operation. */
 		printf("1..0 # SKIP %s\n", skip);
