@@ -644,53 +644,48 @@ static bool op_enable_cap(struct tally *t)
 	return ok;
 }
 
-/*
- * Runs the steps of VM creation from @first on, armed (fault countdown
- * running) or not; returns the index of the step that failed, or -1.
- */
-enum { S_VM, S_SLOT, S_FILTER_EARLY, S_VCPU, S_RUN, S_SREGS, S_FILTER_LATE, S_CAP, S_END };
+static int st_filter_a4(struct vm *vm)
+{
+	return st_filter(vm, V_A, 4);
+}
 
-static const char *const step_name[] = {
-	"KVM_CREATE_VM", "KVM_SET_USER_MEMORY_REGION", "KVM_X86_SET_MSR_FILTER",
-	"KVM_CREATE_VCPU", "mmap(kvm_run)", "KVM_{GET,SET}_SREGS",
-	"KVM_X86_SET_MSR_FILTER", "KVM_ENABLE_CAP",
+static int st_cap_all(struct vm *vm)
+{
+	return st_cap(vm, ALL_EXITS);
+}
+
+/* The steps of VM creation, in order; one of the two filter steps runs. */
+enum { S_VM, S_FILTER_EARLY = 2, S_FILTER_LATE = 6 };
+
+static const struct {
+	const char *name;
+	int (*run)(struct vm *vm);
+} steps[] = {
+	{ "KVM_CREATE_VM", st_create_vm },
+	{ "KVM_SET_USER_MEMORY_REGION", st_memslot },
+	{ "KVM_X86_SET_MSR_FILTER", st_filter_a4 },	/* S_FILTER_EARLY */
+	{ "KVM_CREATE_VCPU", st_create_vcpu },
+	{ "mmap(kvm_run)", st_map_run },
+	{ "KVM_{GET,SET}_SREGS", st_real_mode },
+	{ "KVM_X86_SET_MSR_FILTER", st_filter_a4 },	/* S_FILTER_LATE */
+	{ "KVM_ENABLE_CAP", st_cap_all },
 };
 
+/*
+ * Runs the steps of VM creation from @first on, with the filter set after
+ * the vCPU if @late; returns the index of the step that failed (its result
+ * in *@res), or -1.
+ */
 static int create_steps(struct vm *vm, bool late, int first, int *res)
 {
-	int s, r = 0;
+	int s;
 
-	for (s = first; s < S_END; s++) {
-		switch (s) {
-		case S_VM:
-			r = st_create_vm(vm);
-			break;
-		case S_SLOT:
-			r = st_memslot(vm);
-			break;
-		case S_FILTER_EARLY:
-			r = late ? 0 : st_filter(vm, V_A, 4);
-			break;
-		case S_VCPU:
-			r = st_create_vcpu(vm);
-			break;
-		case S_RUN:
-			r = st_map_run(vm);
-			break;
-		case S_SREGS:
-			r = st_real_mode(vm);
-			break;
-		case S_FILTER_LATE:
-			r = late ? st_filter(vm, V_A, 4) : 0;
-			break;
-		case S_CAP:
-			r = st_cap(vm, ALL_EXITS);
-			break;
-		}
-		if (r) {
-			*res = r;
+	for (s = first; s < (int)ARRAY_SIZE(steps); s++) {
+		if (s == (late ? S_FILTER_EARLY : S_FILTER_LATE))
+			continue;
+		*res = steps[s].run(vm);
+		if (*res)
 			return s;
-		}
 	}
 	return -1;
 }
@@ -710,10 +705,10 @@ static int create_run(void *ctx, unsigned int n, struct tally *t)
 	arm(n);
 	s = create_steps(&vm, late, S_VM, &r);
 	injected = disarm();
-	ok = judge(t, s < 0 ? "VM creation" : step_name[s], r, injected);
+	ok = judge(t, s < 0 ? "VM creation" : steps[s].name, r, injected);
 	if (ok && s >= 0 && create_steps(&vm, late, s, &r) >= 0)
 		ok = fail("%s after an injected fault: retried, it failed with %s",
-			  step_name[s], strerror(-r));
+			  steps[s].name, strerror(-r));
 	if (ok) {
 		if (injected && dumps[V_A][0] && !dump(&vm, scratch, sizeof(scratch)))
 			t->no_debugfs++;
