@@ -63,6 +63,7 @@
 #define WR_GPA		0x1010		/* wrmsr; hlt */
 #define GP_GPA		0x2000		/* hlt */
 #define MAX_RUNS	20000
+#define RD_DATA		0x8877665544332211ull	/* userspace's answer to a RDMSR */
 
 #define ALL_EXITS	(KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN)
 
@@ -85,7 +86,6 @@ static uint8_t *guest_mem;
 static uint8_t bitmaps[2][16][0x600];
 static int tests_run, tests_failed;
 static char fail_msg[512];
-static const char *ops_name;	/* the operation running */
 
 /* Records the first failure of the current test and returns false. */
 static bool __printf(1, 2) fail(const char *fmt, ...)
@@ -378,6 +378,19 @@ static void report(const char *op, const struct tally *t)
 
 /* --- Probing the state in force --- */
 
+/* Completes a userspace MSR exit without error (a RDMSR reads RD_DATA). */
+static void complete_msr_exit(struct kvm_run *run)
+{
+	run->msr.error = 0;
+	run->msr.data = RD_DATA;
+}
+
+/* Did the guest's RDMSR get RD_DATA in EDX:EAX? */
+static bool read_completed(const struct kvm_regs *regs)
+{
+	return regs->rax == (uint32_t)RD_DATA && regs->rdx == RD_DATA >> 32;
+}
+
 /* One guest RDMSR (or WRMSR) of @msr; completes a userspace exit. */
 static enum outcome probe(struct vm *vm, bool write, uint32_t msr)
 {
@@ -411,12 +424,11 @@ static enum outcome probe(struct vm *vm, bool write, uint32_t msr)
 	default:
 		return O_BROKEN;
 	}
-	run->msr.error = 0;
-	run->msr.data = 0x8877665544332211ull;
+	complete_msr_exit(run);
 	if (ioctl(vm->vcpu, KVM_RUN, 0) || run->exit_reason != KVM_EXIT_HLT ||
 	    ioctl(vm->vcpu, KVM_GET_REGS, &regs) || regs.rip != gpa + 3)
 		return O_BROKEN;
-	if (!write && (regs.rax != 0x44332211 || regs.rdx != 0x88776655))
+	if (!write && !read_completed(&regs))
 		return O_BROKEN;
 	return o;
 }
@@ -590,7 +602,8 @@ static int set_run(void *ctx, unsigned int n, struct tally *t)
  * copy must give EFAULT, and each copy the ioctl makes (the structure, and
  * the bitmap of each non-empty range) must fail once.
  */
-static bool op_set(const char *name, enum variant to, int nranges, struct tally *t)
+static bool op_set(const char *op, const char *name, enum variant to, int nranges,
+		   struct tally *t)
 {
 	struct set_ctx c = { .name = name, .to = to, .nranges = nranges };
 	int copies = 1 + (to == V_NONE ? 0 : nranges);
@@ -605,7 +618,7 @@ static bool op_set(const char *name, enum variant to, int nranges, struct tally 
 		ok = ok && systematic(set_run, &c, &ct, true);
 		copies_only(false);
 		ct.secs = now_secs() - ct.secs;
-		snprintf(what, sizeof(what), "%s, copies only", ops_name);
+		snprintf(what, sizeof(what), "%s, copies only", op);
 		report(what, &ct);
 		ok = ok && ((ct.enomem == 0 && ct.efault == copies) ||
 			    fail("with copies only: ENOMEM %d, EFAULT %d; want 0 and %d",
@@ -768,8 +781,7 @@ static bool exit_settle(struct vm *vm, struct tally *t, bool fresh, bool complet
 				t->emulation++;
 				break;
 			}
-			CHECK(regs.rip == RD_GPA + 3 && regs.rax == 0x44332211 &&
-			      regs.rdx == 0x88776655,
+			CHECK(regs.rip == RD_GPA + 3 && read_completed(&regs),
 			      "the read did not complete (rip 0x%llx, rax 0x%llx, rdx 0x%llx)",
 			      (unsigned long long)regs.rip, (unsigned long long)regs.rax,
 			      (unsigned long long)regs.rdx);
@@ -779,8 +791,7 @@ static bool exit_settle(struct vm *vm, struct tally *t, bool fresh, bool complet
 			CHECK(run->msr.index == MSR_P &&
 			      run->msr.reason == KVM_MSR_EXIT_REASON_FILTER,
 			      "RDMSR exit for 0x%x, reason %u", run->msr.index, run->msr.reason);
-			run->msr.error = 0;
-			run->msr.data = 0x8877665544332211ull;
+			complete_msr_exit(run);
 			completed = true;
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
@@ -802,29 +813,38 @@ static bool exit_settle(struct vm *vm, struct tally *t, bool fresh, bool complet
 	return fail("no HLT after %d runs", k);
 }
 
-static int exit_run(void *ctx, unsigned int n, struct tally *t)
+/*
+ * A VM with filter A of @nranges ranges and every exit enabled, whose
+ * vCPU is about to RDMSR the denied MSR P; set up without faults.
+ */
+static bool vm_at_denied_rdmsr(struct vm *vm, int nranges)
 {
 	struct kvm_regs regs = {
 		.rip = RD_GPA, .rsp = 0x8000, .rflags = 2, .rcx = MSR_P,
 	};
+	bool ok = vm_open(vm) && setup_ok(st_cap(vm, ALL_EXITS), "KVM_ENABLE_CAP") &&
+		  setup_ok(st_filter(vm, V_A, nranges), "KVM_X86_SET_MSR_FILTER") &&
+		  setup_ok(err(ioctl(vm->vcpu, KVM_SET_REGS, &regs)), "KVM_SET_REGS");
+
+	if (!ok)
+		vm_close(vm);
+	return ok;
+}
+
+static int exit_run(void *ctx, unsigned int n, struct tally *t)
+{
 	bool injected, exited = false, ok;
 	struct vm vm;
 	int r1, r2 = 0;
 
 	(void)ctx;
-	ok = vm_open(&vm) && setup_ok(st_cap(&vm, ALL_EXITS), "KVM_ENABLE_CAP") &&
-	     setup_ok(st_filter(&vm, V_A, 1), "KVM_X86_SET_MSR_FILTER") &&
-	     setup_ok(err(ioctl(vm.vcpu, KVM_SET_REGS, &regs)), "KVM_SET_REGS");
-	if (!ok) {
-		vm_close(&vm);
+	if (!vm_at_denied_rdmsr(&vm, 1))
 		return -1;
-	}
 	arm(n);
 	r1 = err(ioctl(vm.vcpu, KVM_RUN, 0));
 	if (!r1 && vm.run->exit_reason == KVM_EXIT_X86_RDMSR && vm.run->msr.index == MSR_P) {
 		exited = true;
-		vm.run->msr.error = 0;
-		vm.run->msr.data = 0x8877665544332211ull;
+		complete_msr_exit(vm.run);
 		r2 = err(ioctl(vm.vcpu, KVM_RUN, 0));
 	}
 	injected = disarm();
@@ -863,18 +883,14 @@ static int module_refcnt(void)
  */
 static int teardown_run(void *ctx, unsigned int n, struct tally *t)
 {
-	struct kvm_regs regs = {
-		.rip = RD_GPA, .rsp = 0x8000, .rflags = 2, .rcx = MSR_P,
-	};
 	int refs = *(int *)ctx, r;
 	char path[96];
 	bool injected;
 	struct vm vm;
 
-	if (!vm_open(&vm) || !setup_ok(st_cap(&vm, ALL_EXITS), "KVM_ENABLE_CAP") ||
-	    !setup_ok(st_filter(&vm, V_A, 16), "KVM_X86_SET_MSR_FILTER") ||
-	    ioctl(vm.vcpu, KVM_SET_REGS, &regs) || ioctl(vm.vcpu, KVM_RUN, 0) ||
-	    vm.run->exit_reason != KVM_EXIT_X86_RDMSR) {
+	if (!vm_at_denied_rdmsr(&vm, 16))
+		return -1;
+	if (ioctl(vm.vcpu, KVM_RUN, 0) || vm.run->exit_reason != KVM_EXIT_X86_RDMSR) {
 		vm_close(&vm);
 		fail("setting up the pending exit: %s", strerror(errno));
 		return -1;
@@ -1001,13 +1017,13 @@ static bool run_op(int i, struct tally *t)
 {
 	switch (i) {
 	case 0:
-		return op_set("KVM_X86_SET_MSR_FILTER", V_B, 1, t);
+		return op_set(ops[i].name, "KVM_X86_SET_MSR_FILTER", V_B, 1, t);
 	case 1:
-		return op_set("KVM_X86_SET_MSR_FILTER", V_B, 4, t);
+		return op_set(ops[i].name, "KVM_X86_SET_MSR_FILTER", V_B, 4, t);
 	case 2:
-		return op_set("KVM_X86_SET_MSR_FILTER", V_B, 16, t);
+		return op_set(ops[i].name, "KVM_X86_SET_MSR_FILTER", V_B, 16, t);
 	case 3:
-		return op_set("KVM_X86_SET_MSR_FILTER (clearing)", V_NONE, 16, t);
+		return op_set(ops[i].name, "KVM_X86_SET_MSR_FILTER (clearing)", V_NONE, 16, t);
 	case 4:
 		return op_enable_cap(t);
 	case 5:
@@ -1101,7 +1117,6 @@ int main(int argc, char *argv[])
 		    (getuid() || !mf_rust_available()))
 			why = "no " MF_MODULE_PATH " (or not root)";
 		fail_msg[0] = 0;
-		ops_name = ops[i].name;
 		if (!why) {
 			t.secs = now_secs();
 			ok = run_op(i, &t);
