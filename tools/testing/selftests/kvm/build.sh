@@ -72,9 +72,9 @@ X86=$SRC/tools/testing/selftests/kvm/x86
 SUMS=$OUT/our-sources.sha256
 cp -a "$HERE"/x86/*.c "$HERE"/x86/*.h "$X86/"
 (cd "$HERE/x86" && sha256sum -- *.c *.h) > "$SUMS.new"
-for f in $( (cd "$HERE/x86" && ls -- *.c *.h) ); do
-	grep -qxF "$(awk -v f="$f" '$2 == f' "$SUMS.new")" "$SUMS" 2>/dev/null ||
-		touch "$X86/$f"
+[ -f "$SUMS" ] || : > "$SUMS"
+grep -vxF -f "$SUMS" "$SUMS.new" | while read -r _ f; do
+	touch "$X86/$f"
 done
 
 # ---------------------------------------------------------------------------
@@ -160,23 +160,17 @@ make -C "$SRC/tools/testing/selftests/kvm" -j"$JOBS" \
 	all
 
 # ---------------------------------------------------------------------------
-# 4. The standalone compat test, 32-bit and 64-bit.
+# 4. The standalone tests (compat, faults), 32-bit and 64-bit.
 # ---------------------------------------------------------------------------
-CSRC=$SRC/tools/testing/selftests/kvm/x86/msr_filter_compat_test.c
 CFL="-O2 -g -Wall -std=gnu99 -static -fno-stack-protector -D_GNU_SOURCE
 -isystem $HDR/include -I$SRC/tools/testing/selftests"
-log "building compat test (-m32 and native)"
-# shellcheck disable=SC2086
-$CC -m32 $CFL -o "$OUT/kvm/x86/msr_filter_compat_test_32" "$CSRC"
-# shellcheck disable=SC2086
-$CC -m64 $CFL -o "$OUT/kvm/x86/msr_filter_compat_test_64" "$CSRC"
-# The fault-injection test is standalone for the same reason.
-FSRC=$SRC/tools/testing/selftests/kvm/x86/msr_filter_faults_test.c
-log "building faults test (-m32 and native)"
-# shellcheck disable=SC2086
-$CC -m32 $CFL -o "$OUT/kvm/x86/msr_filter_faults_test_32" "$FSRC"
-# shellcheck disable=SC2086
-$CC -m64 $CFL -o "$OUT/kvm/x86/msr_filter_faults_test_64" "$FSRC"
+for t in msr_filter_compat_test msr_filter_faults_test; do
+	log "building $t (-m32 and native)"
+	for m in 32 64; do
+		# shellcheck disable=SC2086
+		$CC -m$m $CFL -o "$OUT/kvm/x86/${t}_$m" "$X86/$t.c"
+	done
+done
 
 # ---------------------------------------------------------------------------
 # 5. Sanity: everything static; tests.list.
