@@ -125,6 +125,7 @@ pub(crate) fn to_error(e: Errno) -> Error {
         Errno::Inval => EINVAL,
         Errno::Fault => EFAULT,
         Errno::NoMem => ENOMEM,
+        Errno::TooBig => E2BIG,
     }
 }
 

@@ -11,6 +11,8 @@ pub enum Errno {
     Fault,
     /// `ENOMEM`: allocation failure.
     NoMem,
+    /// `E2BIG`: the user's array is too small (`KVM_GET_REG_LIST`).
+    TooBig,
 }
 
 impl Errno {
@@ -20,6 +22,7 @@ impl Errno {
             Errno::Inval => -22,
             Errno::Fault => -14,
             Errno::NoMem => -12,
+            Errno::TooBig => -7,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`filter`]: filter validation and construction with upstream's order of
 //!   checks, and a lookup of at most six search steps (`kvm_msr_allowed()`).
 //! - [`exit`]: exit-to-userspace and completion decisions.
+//! - [`one_reg`]: x86 `KVM_{GET,SET}_ONE_REG` register ids and `KVM_GET_REG_LIST`.
 //!
 //! The kernel module `kvm_msr_rs` compiles the same files as the modules of
 //! its `msr_filter` module (`rust/kvm_msr_rs.rs`), so modules refer to each
@@ -23,6 +24,7 @@ pub mod desc;
 pub mod errno;
 pub mod exit;
 pub mod filter;
+pub mod one_reg;
 pub mod uapi;
 
 pub use desc::{FilterDesc, RangeDesc};
@@ -35,3 +37,4 @@ pub use filter::{
     bitmap_size, build, check_header, check_range, is_x2apic_msr, msr_allowed, Filter, FilterAlloc,
     MsrAccess, Range,
 };
+pub use one_reg::{one_reg, one_reg_msr, reg_list, reg_list_ids, OneReg, OneRegEnv};

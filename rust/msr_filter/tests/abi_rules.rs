@@ -66,7 +66,8 @@ fn errno_values() {
     assert_eq!(Errno::Inval.to_errno(), -22);
     assert_eq!(Errno::Fault.to_errno(), -14);
     assert_eq!(Errno::NoMem.to_errno(), -12);
-    for e in [Errno::Inval, Errno::Fault, Errno::NoMem] {
+    assert_eq!(Errno::TooBig.to_errno(), -7);
+    for e in [Errno::Inval, Errno::Fault, Errno::NoMem, Errno::TooBig] {
         assert_eq!(Errno::from_errno(e.to_errno()), Some(e));
     }
     assert_eq!(Errno::from_errno(-1), None);

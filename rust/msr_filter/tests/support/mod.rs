@@ -507,7 +507,7 @@ pub trait ErrnoFrom: Sized {
 
 impl ErrnoFrom for Errno {
     fn from_errno(errno: i32) -> Option<Self> {
-        [Errno::Inval, Errno::Fault, Errno::NoMem]
+        [Errno::Inval, Errno::Fault, Errno::NoMem, Errno::TooBig]
             .into_iter()
             .find(|e| e.to_errno() == errno)
     }
