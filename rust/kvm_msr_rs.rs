@@ -10,7 +10,9 @@
 //! - `KVM_X86_SET_MSR_FILTER` and its compat form: copy, validation and build, publication
 //!   under `kvm->lock`, grace period outside it, free ([`filter`]);
 //! - `KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)`, the exit to userspace and its
-//!   `complete_userspace_io` completions ([`vcpu`]).
+//!   `complete_userspace_io` completions ([`vcpu`]);
+//! - the MSR uAPI of x86 `KVM_{GET,SET}_ONE_REG` and `KVM_GET_REG_LIST`: the register ids,
+//!   with the MSR access left to KVM, host-initiated and unfiltered ([`one_reg`]).
 //!
 //! VMs created while it is not loaded use KVM's own C implementation. What is decided, rather
 //! than carried out, lives in the `no_std` core [`msr_filter`], which is also a host crate with
@@ -21,6 +23,7 @@
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque, ThisModule};
 
 mod filter;
+mod one_reg;
 mod vcpu;
 mod vm;
 
@@ -32,6 +35,7 @@ pub mod msr_filter {
     pub mod errno;
     pub mod exit;
     pub mod filter;
+    pub mod one_reg;
     pub mod uapi;
 }
 
@@ -70,6 +74,8 @@ impl Registration {
                     complete: Some(vcpu::complete),
                     destroy: Some(filter::destroy),
                     show: Some(filter::show),
+                    one_reg: Some(one_reg::one_reg),
+                    reg_list: Some(one_reg::reg_list),
                 };
                 // SAFETY: `slot` is valid for writes (`try_ffi_init`'s guarantee).
                 unsafe { slot.write(ops) };
