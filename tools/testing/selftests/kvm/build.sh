@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Build the kvm-msr-rs MSR filter selftests (plus upstream's
-# x86/userspace_msr_exit_test) as static binaries against a Linux 7.3 tree.
+# x86/userspace_msr_exit_test and x86/msrs_test) as static binaries against
+# a Linux 7.3 tree.
 #
 # Usage: build.sh KDIR OUTDIR
 #
@@ -13,7 +14,14 @@
 #                                "<name> <binary path relative to OUTDIR> [args...]"
 #             OUTDIR/bench.list  the same for benchmarks (not tests; run
 #                                by tools/pipeline/bench.sh)
-#             OUTDIR/kvm/x86/*   the binaries (all static, no libc needed)
+#             OUTDIR/files.list  other files the tests read (the QEMU
+#                                client's guest), relative to OUTDIR
+#             OUTDIR/host-tools.list  programs of the build machine the
+#                                tests run in the guest (qemu-system-x86_64,
+#                                packed by tools/pipeline/mkinitramfs.sh)
+#             OUTDIR/kvm/x86/*   the binaries (all static, no libc needed;
+#                                msr_filter_qemu_test.sh is a script that
+#                                needs qemu-system-x86_64 in the guest)
 #
 # Environment:
 #   JOBS          make parallelism (default 2, never more than 2 is advised)
@@ -40,8 +48,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 JOBS=${JOBS:-2}
 CC=${CC:-gcc}
 
-# Our tests, in run order (upstream's test runs first).
-OUR_TESTS="msr_filter_abi_test msr_filter_exit_test msr_filter_nested_test
+# Upstream's tests, built unchanged; they run first.
+UPSTREAM_TESTS="userspace_msr_exit_test msrs_test"
+# Our tests, in run order.
+OUR_TESTS="msr_filter_abi_test msr_filter_one_reg_test msr_filter_exit_test msr_filter_nested_test
 msr_filter_vmx_test msr_filter_stress_test msr_filter_obs_test msr_filter_module_test"
 # Benchmarks: built like the tests, listed in bench.list, not tests.list.
 OUR_BENCHES="msr_filter_bench"
@@ -70,8 +80,8 @@ find "$SRC/tools/testing/selftests/kvm" \( -name '*.o' -o -name '*.d' \) \
 # (No record, no trust: all of them do.)
 X86=$SRC/tools/testing/selftests/kvm/x86
 SUMS=$OUT/our-sources.sha256
-cp -a "$HERE"/x86/*.c "$HERE"/x86/*.h "$X86/"
-(cd "$HERE/x86" && sha256sum -- *.c *.h) > "$SUMS.new"
+cp -a "$HERE"/x86/*.c "$HERE"/x86/*.h "$HERE"/x86/*.S "$HERE"/x86/*.sh "$X86/"
+(cd "$HERE/x86" && sha256sum -- *.c *.h *.S *.sh) > "$SUMS.new"
 [ -f "$SUMS" ] || : > "$SUMS"
 grep -vxF -f "$SUMS" "$SUMS.new" | while read -r _ f; do
 	touch "$X86/$f"
@@ -142,8 +152,21 @@ test -e "$HDR/include/linux/kvm.h"
 #    (linked into every KVM selftest since 7.x, needs -luuid and PCI
 #    headers) is not needed by these tests and is left out.
 # ---------------------------------------------------------------------------
-PROGS="x86/userspace_msr_exit_test"
-for t in $OUR_TESTS $OUR_BENCHES; do
+# msrs_test_svm: upstream's msrs_test without the entries whose guest-side
+# checks test the CPU rather than KVM on SVM, which passes these MSRs
+# through to the guest: SYSENTER_ESP/EIP (AMD truncates them to 32 bits,
+# QEMU TCG's SVM does not) and the non-canonical writes to FS_BASE, GS_BASE,
+# KERNEL_GS_BASE, LSTAR and CSTAR (TCG does not #GP on them).  See
+# msrs_test.sh.  Generated from the tree's own source.
+SVM_PASSTHROUGH='IA32_SYSENTER_E[SI]P|FS_BASE|GS_BASE|KERNEL_GS_BASE|LSTAR|CSTAR'
+sed -E "/^[[:space:]]*MSR_TEST(_CANONICAL)?\(MSR_($SVM_PASSTHROUGH),/d" \
+	"$X86/msrs_test.c" > "$X86/msrs_test_svm.c"
+[ "$(($(wc -l < "$X86/msrs_test.c") - $(wc -l < "$X86/msrs_test_svm.c")))" = 7 ] || {
+	log "ERROR: msrs_test.c does not have the 7 entries msrs_test_svm leaves out"
+	exit 1
+}
+PROGS=x86/msrs_test_svm
+for t in $UPSTREAM_TESTS $OUR_TESTS $OUR_BENCHES; do
 	PROGS="$PROGS x86/$t"
 done
 
@@ -173,6 +196,19 @@ for t in msr_filter_compat_test msr_filter_faults_test; do
 done
 
 # ---------------------------------------------------------------------------
+# 4b. The QEMU client test: a script and its Multiboot guest (32-bit ELF,
+#     loaded at 1 MiB).
+# ---------------------------------------------------------------------------
+log "building msr_filter_qemu_guest.elf"
+$CC -m32 -c -o "$OUT/kvm/x86/msr_filter_qemu_guest.o" "$X86/msr_filter_qemu_guest.S"
+ld -m elf_i386 -Ttext=0x100000 -e _start --build-id=none \
+	-o "$OUT/kvm/x86/msr_filter_qemu_guest.elf" "$OUT/kvm/x86/msr_filter_qemu_guest.o"
+install -m 755 "$X86/msr_filter_qemu_test.sh" "$OUT/kvm/x86/"
+install -m 755 "$X86/msrs_test.sh" "$OUT/kvm/x86/"
+printf '%s\n' kvm/x86/msr_filter_qemu_guest.elf kvm/x86/msrs_test > "$OUT/files.list"
+echo qemu-system-x86_64 > "$OUT/host-tools.list"
+
+# ---------------------------------------------------------------------------
 # 5. Sanity: everything static; tests.list.
 # ---------------------------------------------------------------------------
 LIST=$OUT/tests.list
@@ -190,7 +226,9 @@ add() {
 }
 
 add userspace_msr_exit_test kvm/x86/userspace_msr_exit_test
+add msrs_test_svm kvm/x86/msrs_test_svm
 add msr_filter_abi_test kvm/x86/msr_filter_abi_test
+add msr_filter_one_reg_test kvm/x86/msr_filter_one_reg_test
 add msr_filter_compat_test_32 kvm/x86/msr_filter_compat_test_32
 add msr_filter_compat_test_64 kvm/x86/msr_filter_compat_test_64
 add msr_filter_exit_test kvm/x86/msr_filter_exit_test
@@ -216,6 +254,10 @@ add msr_filter_faults_create_after kvm/x86/msr_filter_faults_test_64 \
 add msr_filter_faults_module kvm/x86/msr_filter_faults_test_64 \
 	module_unload_load
 add msr_filter_module_test kvm/x86/msr_filter_module_test
+# Scripts, not static binaries: added without add()'s check (msrs_test.sh
+# runs upstream's msrs_test; the binary goes to files.list).
+echo "msr_filter_qemu_test kvm/x86/msr_filter_qemu_test.sh" >> "$LIST.tmp"
+sed -i '/^msrs_test_svm /i msrs_test kvm/x86/msrs_test.sh' "$LIST.tmp"
 mv "$LIST.tmp" "$LIST"
 log "done; $(wc -l < "$LIST") tests listed in $LIST"
 LIST=$OUT/bench.list
