@@ -68,7 +68,7 @@ fn le_u32(bytes: &[u8], off: usize) -> u32 {
 }
 
 /// Reads a little-endian `u64` at `off`; out-of-range reads yield 0.
-fn le_u64(bytes: &[u8], off: usize) -> u64 {
+pub(crate) fn le_u64(bytes: &[u8], off: usize) -> u64 {
     let lo = u64::from(le_u32(bytes, off));
     let hi = u64::from(le_u32(bytes, off.saturating_add(4)));
     lo | (hi << 32)

@@ -14,7 +14,7 @@
 //! the user copies and the MSR accesses, so that the order of their checks and side effects,
 //! which fixes the errno a VMM sees, is tested on the host (`tests/one_reg.rs`).
 
-use super::errno::Errno;
+use super::{desc::le_u64, errno::Errno};
 
 /// `KVM_REG_ARCH_MASK`: the architecture field of a register id.
 pub const KVM_REG_ARCH_MASK: u64 = 0xff00_0000_0000_0000;
@@ -67,13 +67,9 @@ pub struct OneReg {
 impl OneReg {
     /// Decodes the 16 bytes of a `struct kvm_one_reg` (little endian, as on x86).
     pub fn from_bytes(raw: &[u8; KVM_ONE_REG_SIZE]) -> Self {
-        let mut id = [0u8; 8];
-        let mut addr = [0u8; 8];
-        id.copy_from_slice(&raw[..8]);
-        addr.copy_from_slice(&raw[8..]);
         Self {
-            id: u64::from_le_bytes(id),
-            addr: u64::from_le_bytes(addr),
+            id: le_u64(raw, 0),
+            addr: le_u64(raw, 8),
         }
     }
 }

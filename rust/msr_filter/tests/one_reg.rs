@@ -264,14 +264,21 @@ fn i1_efault_on_the_struct_first() {
     }
 }
 
+/// One `KVM_{GET,SET}_ONE_REG` of `id` with its value at `addr`, on a fresh vCPU: the result
+/// and what the ioctl did, in order.
+fn call(id: u64, addr: u64, set: bool) -> (Result<(), Errno>, Vec<String>) {
+    let mut e = env();
+    e.one_reg_at(ARGP, id, addr);
+    (one_reg(&mut e, ARGP, set), e.log)
+}
+
 /// I1, errno order: an invalid id is EINVAL before the value is touched, even at a bad address.
 #[test]
 fn i1_einval_id_before_value() {
     for set in [false, true] {
-        let mut e = env();
-        e.one_reg_at(ARGP, reg_msr(TSC_AUX) | 1 << 40, 0xdead_0000);
-        assert_eq!(one_reg(&mut e, ARGP, set), Err(Errno::Inval));
-        assert_eq!(e.log, ["read 0x1000+16"]);
+        let (r, log) = call(reg_msr(TSC_AUX) | 1 << 40, 0xdead_0000, set);
+        assert_eq!(r, Err(Errno::Inval));
+        assert_eq!(log, ["read 0x1000+16"]);
     }
 }
 
@@ -279,15 +286,13 @@ fn i1_einval_id_before_value() {
 /// address is EFAULT.
 #[test]
 fn i1_get_einval_before_efault() {
-    let mut e = env();
-    e.one_reg_at(ARGP, reg_msr(0x35), 0xdead_0000);
-    assert_eq!(one_reg(&mut e, ARGP, false), Err(Errno::Inval));
-    assert_eq!(e.log, ["read 0x1000+16", "get 0x35"]);
-    let mut e = env();
-    e.one_reg_at(ARGP, reg_msr(TSC_AUX), 0xdead_0000);
-    assert_eq!(one_reg(&mut e, ARGP, false), Err(Errno::Fault));
+    let (r, log) = call(reg_msr(0x35), 0xdead_0000, false);
+    assert_eq!(r, Err(Errno::Inval));
+    assert_eq!(log, ["read 0x1000+16", "get 0x35"]);
+    let (r, log) = call(reg_msr(TSC_AUX), 0xdead_0000, false);
+    assert_eq!(r, Err(Errno::Fault));
     assert_eq!(
-        e.log,
+        log,
         ["read 0x1000+16", "get 0xc0000103", "write 0xdead0000+8"]
     );
 }
@@ -296,17 +301,12 @@ fn i1_get_einval_before_efault() {
 /// MSR KVM would refuse; a refused write is EINVAL.
 #[test]
 fn i1_set_efault_before_einval() {
-    let mut e = env();
-    e.one_reg_at(ARGP, reg_msr(0x35), 0xdead_0000);
-    assert_eq!(one_reg(&mut e, ARGP, true), Err(Errno::Fault));
-    assert_eq!(e.log, ["read 0x1000+16", "read 0xdead0000+8"]);
-    let mut e = env();
-    e.one_reg_at(ARGP, reg_msr(0x35), VAL);
-    assert_eq!(one_reg(&mut e, ARGP, true), Err(Errno::Inval));
-    assert_eq!(
-        e.log,
-        ["read 0x1000+16", "read 0x2000+8", "set 0x35=0x1234"]
-    );
+    let (r, log) = call(reg_msr(0x35), 0xdead_0000, true);
+    assert_eq!(r, Err(Errno::Fault));
+    assert_eq!(log, ["read 0x1000+16", "read 0xdead0000+8"]);
+    let (r, log) = call(reg_msr(0x35), VAL, true);
+    assert_eq!(r, Err(Errno::Inval));
+    assert_eq!(log, ["read 0x1000+16", "read 0x2000+8", "set 0x35=0x1234"]);
 }
 
 /// I2: without SHSTK the list is empty: `n` becomes 0, whatever it was, and nothing else is
