@@ -224,8 +224,18 @@ add() {
 	fi
 	echo "$name $bin${*:+ $*}" >> "$LIST.tmp"
 }
+# A test that is a script run by the guest's busybox sh, not a binary.
+add_script() {
+	if [ ! -x "$OUT/$2" ]; then
+		log "ERROR: $2 is not an executable script"
+		exit 1
+	fi
+	echo "$1 $2" >> "$LIST.tmp"
+}
 
 add userspace_msr_exit_test kvm/x86/userspace_msr_exit_test
+# msrs_test.sh runs upstream's msrs_test (a binary of files.list).
+add_script msrs_test kvm/x86/msrs_test.sh
 add msrs_test_svm kvm/x86/msrs_test_svm
 add msr_filter_abi_test kvm/x86/msr_filter_abi_test
 add msr_filter_one_reg_test kvm/x86/msr_filter_one_reg_test
@@ -254,10 +264,7 @@ add msr_filter_faults_create_after kvm/x86/msr_filter_faults_test_64 \
 add msr_filter_faults_module kvm/x86/msr_filter_faults_test_64 \
 	module_unload_load
 add msr_filter_module_test kvm/x86/msr_filter_module_test
-# Scripts, not static binaries: added without add()'s check (msrs_test.sh
-# runs upstream's msrs_test; the binary goes to files.list).
-echo "msr_filter_qemu_test kvm/x86/msr_filter_qemu_test.sh" >> "$LIST.tmp"
-sed -i '/^msrs_test_svm /i msrs_test kvm/x86/msrs_test.sh' "$LIST.tmp"
+add_script msr_filter_qemu_test kvm/x86/msr_filter_qemu_test.sh
 mv "$LIST.tmp" "$LIST"
 log "done; $(wc -l < "$LIST") tests listed in $LIST"
 LIST=$OUT/bench.list
