@@ -6,9 +6,10 @@
 use core::{
     ffi::{c_int, c_void},
     ops::{Deref, DerefMut},
+    pin::Pin,
 };
 use kernel::{
-    alloc::{flags::GFP_KERNEL_ACCOUNT, KBox, KVec},
+    alloc::{flags::GFP_KERNEL_ACCOUNT, AllocError, KBox},
     bindings,
     prelude::*,
     seq_file::SeqFile,
@@ -25,14 +26,15 @@ use crate::{
     msr_filter::{
         desc::FilterDesc,
         errno::Errno,
-        filter::{build, is_x2apic_msr, Filter, FilterAlloc, MsrAccess},
+        filter::{build, is_x2apic_msr, Filter, FilterAlloc, MsrAccess, Shape},
         uapi::{COMPAT_FILTER_SIZE, NATIVE_FILTER_SIZE},
     },
     vm::{Stat, Vm},
 };
 
-/// The filter of a VM.
-type VmFilter = Filter<KVec<u8>>;
+/// The filter of a VM: bitmaps and interval table in boxed byte slices (16 bytes each in the
+/// filter), allocated to their exact size.
+type VmFilter = Filter<KBox<[u8]>>;
 
 /// How many replaced filters of a VM may wait for their SRCU grace period at once.
 ///
@@ -139,7 +141,7 @@ struct AccountedAlloc {
 }
 
 impl FilterAlloc for AccountedAlloc {
-    type Bitmap = KVec<u8>;
+    type Bitmap = KBox<[u8]>;
     type Boxed = NodeBox;
 
     fn alloc_filter(&mut self, filter: VmFilter) -> Result<NodeBox, Errno> {
@@ -155,10 +157,17 @@ impl FilterAlloc for AccountedAlloc {
             .map_err(|_| Errno::NoMem)
     }
 
-    fn alloc_bitmap(&mut self, len: usize) -> Result<KVec<u8>, Errno> {
-        KVec::from_elem(0u8, len, GFP_KERNEL_ACCOUNT).map_err(|_| Errno::NoMem)
+    fn alloc_bitmap(&mut self, len: usize) -> Result<KBox<[u8]>, Errno> {
+        KBox::pin_slice(|_| Ok::<u8, AllocError>(0), len, GFP_KERNEL_ACCOUNT)
+            .map(Pin::into_inner)
+            .map_err(|_| Errno::NoMem)
     }
 }
+
+// The node fits the slab object C's `struct kvm_x86_msr_filter` (392 bytes) takes, kmalloc-512:
+// with the interval table (at most 256 bytes, only for filters with more than `SCAN_MAX` ranges
+// of an access type) and bitmaps of C's sizes, a filter takes at most 256 bytes more than C's.
+const _: () = assert!(core::mem::size_of::<Node>() <= 512);
 
 /// Copies `buf.len()` bytes from the user address `addr`, like `memdup_user()` does.
 fn copy_bitmap(addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
@@ -314,19 +323,26 @@ pub(crate) unsafe extern "C" fn show(
         };
         let f = &n.filter;
         let node: *const Node = n;
-        // SAFETY: `node` and every bitmap are live allocations of the slab allocator.
+        // SAFETY: `node`, every bitmap and the table are live allocations of the slab allocator.
         let mut bytes = unsafe { bindings::ksize(node.cast()) };
-        for r in f.ranges() {
+        for b in Iterator::chain(f.ranges().map(|r| r.bitmap()), f.table()) {
             // SAFETY: as above.
-            bytes = bytes.saturating_add(unsafe { bindings::ksize(r.bitmap().as_ptr().cast()) });
+            bytes = bytes.saturating_add(unsafe { bindings::ksize(b.as_ptr().cast()) });
         }
         let default = if f.default_allow() { "allow" } else { "deny" };
         seq_print!(m, "default: {}\nbytes: {}\n", default, bytes);
+        let shape = |access| match f.lookup_shape(access) {
+            Shape::Scan(n) => ("scan", n),
+            Shape::Search(n) => ("search", n),
+        };
+        let (read, write) = (shape(MsrAccess::Read), shape(MsrAccess::Write));
         seq_print!(
             m,
-            "lookup: read={} write={}\n",
-            f.lookup_steps(MsrAccess::Read),
-            f.lookup_steps(MsrAccess::Write)
+            "lookup: read={}:{} write={}:{}\n",
+            read.0,
+            read.1,
+            write.0,
+            write.1
         );
         for r in f.ranges() {
             seq_print!(

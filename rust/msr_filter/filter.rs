@@ -11,14 +11,21 @@
 //! # Lookup
 //!
 //! Upstream scans the ranges linearly and lets the *first* range that covers
-//! the index and has the access type's flag decide. Here the ranges are
-//! compiled, once per access type, into a sorted table of disjoint intervals.
-//! Each interval maps to the slot of the range that the linear scan would
-//! pick for every index in it, or to the default action. A lookup is a
-//! branchless binary search over the intervals actually used, padded with
-//! sentinels to a power of two, followed by one bit test: at most
-//! [`TABLE_STEPS`] steps whatever the filter (16 ranges), 2 for one range,
-//! where upstream's loop costs up to 16 range checks.
+//! the index and has the access type's flag decide. Here [`build`] picks, per
+//! filter and per access type, the cheaper of two shapes ([`Shape`]):
+//!
+//! - [`Shape::Scan`]: with at most [`SCAN_MAX`] ranges that have the access
+//!   type's flag (and can match at all), those ranges, in filter order, with
+//!   one unsigned comparison each (`index - base < nmsrs`) and no flag test;
+//! - [`Shape::Search`]: with more, a branchless binary search of a table of
+//!   the disjoint intervals the ranges cut the index space into, each mapped
+//!   to the range the linear scan would pick for a read and for a write (or
+//!   to the default). The table is allocated to the size of the intervals
+//!   used: at most 32 entries of 8 bytes, the first interval (from index 0)
+//!   being kept in the filter itself. Six probes at most, where upstream's
+//!   loop costs up to 16 range checks.
+//!
+//! Either way one bitmap byte decides.
 
 use core::ops::{Deref, DerefMut};
 
@@ -97,18 +104,27 @@ pub trait FilterAlloc {
     ///
     /// A buffer of any other length is treated as an allocation failure.
     fn alloc_bitmap(&mut self, len: usize) -> Result<Self::Bitmap, Errno>;
+
+    /// Allocates the interval table of a filter: exactly `len` bytes, at
+    /// most `TABLE_MAX * TABLE_ENTRY_SIZE` (256), contents need not be zeroed.
+    ///
+    /// Only filters with more than [`SCAN_MAX`] ranges of an access type
+    /// have a table. By default it is allocated like a bitmap.
+    fn alloc_table(&mut self, len: usize) -> Result<Self::Bitmap, Errno> {
+        self.alloc_bitmap(len)
+    }
 }
 
-/// One accepted range of a [`Filter`].
-#[derive(Debug)]
-pub struct Range<B> {
+/// One accepted range of a [`Filter`], as [`Filter::ranges`] shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Range<'a> {
     flags: u32,
     base: u32,
     nmsrs: u32,
-    bitmap: B,
+    bitmap: &'a [u8],
 }
 
-impl<B: Deref<Target = [u8]>> Range<B> {
+impl<'a> Range<'a> {
     /// The range's `KVM_MSR_FILTER_READ`/`WRITE` flags (never 0).
     pub fn flags(&self) -> u32 {
         self.flags
@@ -127,124 +143,372 @@ impl<B: Deref<Target = [u8]>> Range<B> {
     /// The bitmap as copied from userspace ([`bitmap_size`] bytes).
     ///
     /// Bit `i` (byte `i / 8`, bit `i % 8`) set means MSR `base + i` is allowed.
-    pub fn bitmap(&self) -> &[u8] {
-        &self.bitmap
+    pub fn bitmap(&self) -> &'a [u8] {
+        self.bitmap
     }
 
     /// Whether the range can match any index: `base + nmsrs` must not wrap
     /// in `u32` (upstream computes `end` in `u32`, and `index < end` then
     /// fails for every index above `base`).
     pub fn reachable(&self) -> bool {
-        self.base.checked_add(self.nmsrs).is_some()
-    }
-
-    /// Tests the bit for `index`, which the caller has checked to be in range.
-    fn test(&self, index: u32) -> bool {
-        let off = index.wrapping_sub(self.base);
-        // `off / 8` is below `bitmap.len()` for every in-range index because
-        // the bitmap holds at least ceil(nmsrs / 8) bytes; `get` avoids a
-        // panic path anyway (a missing byte reads as "deny").
-        match self.bitmap.get((off / 8) as usize) {
-            Some(byte) => (byte >> (off % 8)) & 1 != 0,
-            None => false,
-        }
+        reachable(self.base, self.nmsrs)
     }
 }
 
-/// Number of entries of a lookup table: a power of two of at least
-/// `2 * KVM_MSR_FILTER_MAX_RANGES + 1`, the largest number of intervals that
-/// 16 ranges can cut the index space into.
-pub const TABLE_SIZE: usize = 64;
-/// Largest number of binary-search steps of a lookup (`log2(TABLE_SIZE)`).
+/// See [`Range::reachable`].
+const fn reachable(base: u32, nmsrs: u32) -> bool {
+    base.checked_add(nmsrs).is_some()
+}
+
+/// Most ranges of one access type that a lookup scans one by one; a filter
+/// with more ranges for an access type searches its interval table instead.
+///
+/// Four: around four ranges a scan and a search cost about the same in the
+/// host benchmark (`cargo bench --bench lookup_table`), and a filter with at
+/// most four ranges per access type, the common case, needs no table.
+pub const SCAN_MAX: usize = 4;
+
+/// Largest number of interval-table entries: 16 ranges cut the index space
+/// into at most 33 intervals, the first of which is kept in the filter.
+pub const TABLE_MAX: usize = 2 * KVM_MSR_FILTER_MAX_RANGES;
+/// Size in bytes of one interval-table entry (a little-endian `u64`).
+pub const TABLE_ENTRY_SIZE: usize = 8;
+/// Largest number of binary-search probes of a lookup (`ceil(log2(33))`).
 pub const TABLE_STEPS: u32 = 6;
-/// Table slot value meaning "no range: use the default action".
+
+/// Slot value meaning "no range: use the default action".
 const SLOT_DEFAULT: u8 = u8::MAX;
 
-/// `Table::top` of a search over the whole table.
-const FULL_TOP: u8 = (TABLE_SIZE / 2) as u8;
-
-const _: () = assert!(TABLE_SIZE == 1 << TABLE_STEPS);
-const _: () = assert!(TABLE_SIZE / 2 <= u8::MAX as usize);
-const _: () = assert!(TABLE_SIZE > 2 * KVM_MSR_FILTER_MAX_RANGES);
+const _: () = assert!((1usize << TABLE_STEPS) > TABLE_MAX);
+const _: () = assert!((1usize << (TABLE_STEPS - 1)) <= TABLE_MAX);
 const _: () = assert!(KVM_MSR_FILTER_MAX_RANGES < SLOT_DEFAULT as usize);
+const _: () = assert!(SCAN_MAX <= KVM_MSR_FILTER_MAX_RANGES && SCAN_MAX < u8::MAX as usize);
 
-/// A compiled lookup table for one access type.
+/// How a lookup of one access type finds the deciding range of a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The given number (0 to [`SCAN_MAX`]) of ranges is scanned in order.
+    Scan(u32),
+    /// The interval table is searched in the given number of probes (1 to
+    /// [`TABLE_STEPS`]).
+    Search(u32),
+}
+
+/// What a lookup of one access type does.
 ///
 /// # Invariants
 ///
-/// - `starts` is sorted (non-decreasing) and `starts[0] == 0`.
-/// - For every index `i`, with `k` the largest entry such that
-///   `starts[k] <= i`, `slots[k]` is the slot of the first range (in filter
-///   order) that covers `i` and has this table's flag, or `SLOT_DEFAULT`.
-/// - Unused entries are sentinels `(u32::MAX, SLOT_DEFAULT)`. That is correct
-///   even for `i == u32::MAX`: no range can cover `u32::MAX`, because a range
-///   that reaches it has `base + nmsrs == 2^32`, which wraps to an `end` of 0.
-/// - `top` is 0 or a power of two below `TABLE_SIZE`, and every entry from
-///   `2 * top` on (from 1 on when `top` is 0) is a sentinel: the search only
-///   needs to look at the first `2 * top` entries.
+/// If `search` is false, `scan[..nscan]` are the slots, in filter order, of
+/// every reachable range with this access type's flag, and `nscan <=
+/// SCAN_MAX`. If `search` is true, the filter has a table.
 #[derive(Clone, Copy, Debug)]
-struct Table {
-    starts: [u32; TABLE_SIZE],
-    slots: [u8; TABLE_SIZE],
-    top: u8,
+struct Plan {
+    search: bool,
+    nscan: u8,
+    scan: [u8; SCAN_MAX],
 }
 
-impl Table {
-    /// The table with no ranges: everything maps to the default.
-    const EMPTY: Table = {
-        let mut starts = [u32::MAX; TABLE_SIZE];
-        starts[0] = 0;
-        Table {
-            starts,
-            slots: [SLOT_DEFAULT; TABLE_SIZE],
-            top: 0,
-        }
+impl Plan {
+    const EMPTY: Plan = Plan {
+        search: false,
+        nscan: 0,
+        scan: [0; SCAN_MAX],
     };
+}
 
-    /// Returns the slot deciding `index`, in `log2(2 * top)` steps.
-    fn lookup(&self, index: u32) -> u8 {
-        const MASK: usize = TABLE_SIZE - 1;
-        let mut pos = 0usize;
-        let mut half = usize::from(self.top);
-        while half != 0 {
-            // `pos` is a sum of distinct larger powers of two, each at most
-            // `top`, so `pos | half` is `pos + half` and at most
-            // `2 * top - 1 < TABLE_SIZE`. Bitwise operations and the mask
-            // make both facts obvious to the compiler: no overflow check
-            // and no bounds check, hence no panic path.
-            let probe = (pos | half) & MASK;
-            // Branchless select: adds `half` when the probe is not past `index`.
-            let take = usize::from(self.starts[probe] <= index);
-            pos |= half & take.wrapping_neg();
-            half >>= 1;
+/// The key that an entry is compared with: an entry is at or below the key
+/// exactly when its interval starts at or below `index` (entries hold the
+/// start in bits 63:16 and two slots in bits 15:0).
+const fn table_key(index: u32) -> u64 {
+    ((index as u64) << 16) | 0xffff
+}
+
+/// A table entry: the interval starting at `start` and its read and write slots.
+const fn table_entry(start: u32, read: u8, write: u8) -> u64 {
+    ((start as u64) << 16) | ((write as u64) << 8) | read as u64
+}
+
+/// A built MSR filter (upstream's `struct kvm_x86_msr_filter`).
+///
+/// `B` is the bitmap storage type (see [`FilterAlloc::Bitmap`]).
+///
+/// # Invariants
+///
+/// - Slots `0..count` hold the accepted ranges in order: `flags[s]` is
+///   nonzero, `bitmaps[s]` is `Some` with [`bitmap_size`]`(nmsrs[s])` bytes;
+///   later slots are empty (`flags` 0, `bitmaps` `None`).
+/// - `plans[t]` describes the lookup of access type `t` (see [`Plan`]).
+/// - `table`, if any, holds entries ([`table_entry`]) sorted by strictly
+///   increasing start, all above 0; with `first` as the entry of the
+///   interval starting at 0, the entry with the largest start at or below an
+///   index names, for each access type, the slot of the first reachable range
+///   with that type's flag that covers the index, or `SLOT_DEFAULT`.
+#[derive(Debug)]
+pub struct Filter<B> {
+    default_allow: bool,
+    count: u8,
+    flags: [u8; KVM_MSR_FILTER_MAX_RANGES],
+    first: u16,
+    plans: [Plan; 2],
+    bases: [u32; KVM_MSR_FILTER_MAX_RANGES],
+    nmsrs: [u32; KVM_MSR_FILTER_MAX_RANGES],
+    bitmaps: [Option<B>; KVM_MSR_FILTER_MAX_RANGES],
+    table: Option<B>,
+}
+
+impl<B> Filter<B> {
+    /// An empty filter (no ranges) with the given default action.
+    ///
+    /// Use it only to implement [`FilterAlloc::alloc_filter`]; filters with
+    /// ranges come from [`build`].
+    pub const fn new(default_allow: bool) -> Self {
+        Filter {
+            default_allow,
+            count: 0,
+            flags: [0; KVM_MSR_FILTER_MAX_RANGES],
+            first: table_entry(0, SLOT_DEFAULT, SLOT_DEFAULT) as u16,
+            plans: [Plan::EMPTY; 2],
+            bases: [0; KVM_MSR_FILTER_MAX_RANGES],
+            nmsrs: [0; KVM_MSR_FILTER_MAX_RANGES],
+            bitmaps: [const { None }; KVM_MSR_FILTER_MAX_RANGES],
+            table: None,
         }
-        self.slots[pos & MASK]
     }
 
-    /// Number of binary-search steps a lookup takes.
-    fn steps(&self) -> u32 {
-        if self.top == 0 {
-            0
+    /// The action for indices not decided by any range.
+    pub fn default_allow(&self) -> bool {
+        self.default_allow
+    }
+
+    /// Number of accepted (non-empty) ranges.
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
+}
+
+impl<B: Deref<Target = [u8]>> Filter<B> {
+    /// The accepted ranges, in the order userspace gave them (empty slots
+    /// removed).
+    pub fn ranges(&self) -> impl Iterator<Item = Range<'_>> + '_ {
+        self.flags
+            .iter()
+            .zip(self.bases.iter().zip(self.nmsrs.iter()))
+            .zip(self.bitmaps.iter())
+            .filter_map(|((&flags, (&base, &nmsrs)), bitmap)| {
+                bitmap.as_ref().map(|b| Range {
+                    flags: u32::from(flags),
+                    base,
+                    nmsrs,
+                    bitmap: b,
+                })
+            })
+    }
+
+    /// Upstream's `kvm_msr_allowed()` for a filter that is installed.
+    ///
+    /// x2APIC MSRs are always allowed; otherwise the first range covering
+    /// `index` with `access`'s flag decides through its bitmap, and the
+    /// default action applies when there is none.
+    #[inline]
+    pub fn allowed(&self, index: u32, access: MsrAccess) -> bool {
+        if is_x2apic_msr(index) {
+            return true;
+        }
+        let t = access.table();
+        let plan = match self.plans.get(t) {
+            Some(p) => p,
+            None => return self.default_allow,
+        };
+        if !plan.search {
+            let n = usize::from(plan.nscan);
+            for &s in plan.scan.get(..n).unwrap_or(&[]) {
+                let s = usize::from(s) % KVM_MSR_FILTER_MAX_RANGES;
+                let off = index.wrapping_sub(self.bases[s]);
+                if off < self.nmsrs[s] {
+                    return self.test(s, off);
+                }
+            }
+            return self.default_allow;
+        }
+        self.allowed_search(index, t)
+    }
+
+    /// The lookup of a [`Shape::Search`] access type `t`. Not inlined: the
+    /// scans stay free of the search's register needs.
+    #[inline(never)]
+    fn allowed_search(&self, index: u32, t: usize) -> bool {
+        let slots = self.search(index);
+        let slot = if t == 0 {
+            slots as u8
         } else {
-            self.top.trailing_zeros() + 1
+            (slots >> 8) as u8
+        };
+        if slot == SLOT_DEFAULT {
+            return self.default_allow;
+        }
+        let s = usize::from(slot) % KVM_MSR_FILTER_MAX_RANGES;
+        self.test(s, index.wrapping_sub(self.bases[s]))
+    }
+
+    /// The two slots (read in bits 7:0, write in bits 15:8) of the interval
+    /// holding `index`: a binary search of the table. Its branches, not
+    /// conditional moves: a predicted branch lets the CPU issue the next
+    /// probe's load before the comparison is done, where a conditional move
+    /// chains the loads one after the other.
+    #[inline]
+    fn search(&self, index: u32) -> u16 {
+        let table: &[u8] = match &self.table {
+            Some(t) => t,
+            None => return self.first,
+        };
+        let (entries, _) = table.as_chunks::<TABLE_ENTRY_SIZE>();
+        let key = table_key(index);
+        // The first entry above `key`: `entries[..lo]` are all at or below.
+        // Both are at most `TABLE_MAX`, so the wrapping operations do not wrap.
+        let (mut lo, mut hi) = (0usize, entries.len());
+        while lo < hi {
+            let mid = lo.wrapping_add(hi) / 2;
+            match entries.get(mid) {
+                Some(e) if u64::from_le_bytes(*e) <= key => lo = mid.wrapping_add(1),
+                _ => hi = mid,
+            }
+        }
+        match lo.checked_sub(1).and_then(|k| entries.get(k)) {
+            Some(e) => u64::from_le_bytes(*e) as u16,
+            None => self.first,
         }
     }
 
-    /// Recomputes the table for the ranges in `ranges` that have `flag`.
-    fn compile<B: Deref<Target = [u8]>>(&mut self, ranges: &[Option<Range<B>>], flag: u32) {
+    /// Tests the bit `off` of slot `s`'s bitmap, `off` being in the range.
+    #[inline]
+    fn test(&self, s: usize, off: u32) -> bool {
+        // `off / 8` is below the bitmap's length for every in-range offset
+        // because the bitmap holds at least ceil(nmsrs / 8) bytes; `get`
+        // avoids a panic path anyway (a missing byte reads as "deny").
+        match self.bitmaps.get(s) {
+            Some(Some(b)) => match b.get((off / 8) as usize) {
+                Some(byte) => (byte >> (off % 8)) & 1 != 0,
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// How a lookup for `access` proceeds in this filter.
+    pub fn lookup_shape(&self, access: MsrAccess) -> Shape {
+        let plan = self.plans.get(access.table()).unwrap_or(&Plan::EMPTY);
+        if !plan.search {
+            return Shape::Scan(u32::from(plan.nscan));
+        }
+        let entries = self
+            .table
+            .as_ref()
+            .map_or(0, |t| t.len() / TABLE_ENTRY_SIZE);
+        // ceil(log2(entries + 1)) probes (at most 32 entries).
+        Shape::Search(usize::BITS.saturating_sub(entries.leading_zeros()))
+    }
+
+    /// Size in bytes of the interval table (0 without one).
+    pub fn table_bytes(&self) -> usize {
+        self.table().map_or(0, <[u8]>::len)
+    }
+
+    /// The interval table, if the filter has a nonempty one.
+    pub fn table(&self) -> Option<&[u8]> {
+        self.table.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// Like [`Filter::allowed`] but with the raw C `type` value.
+    ///
+    /// Values other than 1 and 2 (KVM never passes them) fall back to the
+    /// linear scan, so that the result is still exactly upstream's.
+    pub fn allowed_raw(&self, index: u32, ty: u32) -> bool {
+        match MsrAccess::from_type(ty) {
+            Some(access) => self.allowed(index, access),
+            None => is_x2apic_msr(index) || self.allowed_linear(index, ty),
+        }
+    }
+
+    /// Upstream's linear first-match scan, without the x2APIC exemption.
+    ///
+    /// Slow path kept for unusual `ty` values and for self-checks.
+    pub fn allowed_linear(&self, index: u32, ty: u32) -> bool {
+        for r in self.ranges() {
+            let end = r.base.wrapping_add(r.nmsrs);
+            if index >= r.base && index < end && r.flags & ty != 0 {
+                return test_bytes(r.bitmap, index - r.base);
+            }
+        }
+        self.default_allow
+    }
+
+    /// Slots of the ranges a lookup of `flag` can pick, in order.
+    fn active(&self, flag: u32) -> impl Iterator<Item = usize> + '_ {
+        (0..self.count()).filter(move |&s| {
+            u32::from(self.flags[s % KVM_MSR_FILTER_MAX_RANGES]) & flag != 0
+                && reachable(
+                    self.bases[s % KVM_MSR_FILTER_MAX_RANGES],
+                    self.nmsrs[s % KVM_MSR_FILTER_MAX_RANGES],
+                )
+        })
+    }
+
+    /// The first range a lookup of `flag` picks for `index`, or `SLOT_DEFAULT`.
+    fn owner(&self, index: u32, flag: u32) -> u8 {
+        self.active(flag)
+            .find(|&s| {
+                index.wrapping_sub(self.bases[s % KVM_MSR_FILTER_MAX_RANGES])
+                    < self.nmsrs[s % KVM_MSR_FILTER_MAX_RANGES]
+            })
+            .and_then(|s| u8::try_from(s).ok())
+            .unwrap_or(SLOT_DEFAULT)
+    }
+
+    /// Chooses each access type's shape and, if one needs it, fills the
+    /// interval table: `alloc` is called once, with the table's size.
+    fn compile<A>(&mut self, alloc: &mut A) -> Result<(), Errno>
+    where
+        A: FilterAlloc<Bitmap = B>,
+        B: DerefMut,
+    {
+        let mut search = false;
+        for (t, flag) in [(0, KVM_MSR_FILTER_READ), (1, KVM_MSR_FILTER_WRITE)] {
+            let mut plan = Plan::EMPTY;
+            let mut n = 0usize;
+            for s in self.active(flag) {
+                if let Some(slot) = plan.scan.get_mut(n) {
+                    *slot = s as u8;
+                }
+                // At most 16 ranges: no overflow.
+                n = n.saturating_add(1);
+            }
+            if n <= SCAN_MAX {
+                // INVARIANT: the `n` active slots, in order.
+                plan.nscan = n as u8;
+            } else {
+                plan = Plan {
+                    search: true,
+                    ..Plan::EMPTY
+                };
+                search = true;
+            }
+            if let Some(p) = self.plans.get_mut(t) {
+                *p = plan;
+            }
+        }
+        if !search {
+            return Ok(());
+        }
+
         // Interval boundaries: 0 plus the start and end of every reachable
-        // range with `flag`. At most 1 + 2 * 16 = 33 of them.
-        let mut bounds = [u32::MAX; 2 * KVM_MSR_FILTER_MAX_RANGES + 1];
+        // range. At most 1 + 2 * 16 = 33 of them.
+        let mut bounds = [u32::MAX; TABLE_MAX + 1];
         let mut nbounds = 1usize;
         bounds[0] = 0;
-        let active = || {
-            ranges
-                .iter()
-                .flatten()
-                .filter(move |r| r.flags & flag != 0 && r.reachable())
-        };
-        for r in active() {
-            for b in [r.base, r.base.wrapping_add(r.nmsrs)] {
+        for s in self.active(KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE) {
+            let base = self.bases[s % KVM_MSR_FILTER_MAX_RANGES];
+            let end = base.wrapping_add(self.nmsrs[s % KVM_MSR_FILTER_MAX_RANGES]);
+            for b in [base, end] {
                 if let Some(slot) = bounds.get_mut(nbounds) {
                     *slot = b;
                     nbounds += 1;
@@ -254,7 +518,8 @@ impl Table {
         let bounds = bounds.get_mut(..nbounds).unwrap_or(&mut []);
         sort_bounds(bounds);
 
-        *self = Table::EMPTY;
+        // The intervals, merged where both owners stay the same.
+        let mut entries = [0u64; TABLE_MAX + 1];
         let mut n = 0usize;
         let mut prev: Option<u32> = None;
         for &b in bounds.iter() {
@@ -262,30 +527,47 @@ impl Table {
                 continue;
             }
             prev = Some(b);
-            // The owner of [b, next bound) is the first range covering b.
-            let owner = ranges
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
-                .find(|(_, r)| {
-                    r.flags & flag != 0 && r.reachable() && b >= r.base && b - r.base < r.nmsrs
-                })
-                .and_then(|(i, _)| u8::try_from(i).ok())
-                .unwrap_or(SLOT_DEFAULT);
-            // Merge with the previous interval when the owner is the same.
-            if n > 0 && self.slots.get(n - 1) == Some(&owner) {
+            let e = table_entry(
+                b,
+                self.owner(b, KVM_MSR_FILTER_READ),
+                self.owner(b, KVM_MSR_FILTER_WRITE),
+            );
+            if n > 0 && entries.get(n - 1).map(|&p| p as u16) == Some(e as u16) {
                 continue;
             }
-            if let (Some(s), Some(o)) = (self.starts.get_mut(n), self.slots.get_mut(n)) {
-                *s = b;
-                *o = owner;
+            if let Some(slot) = entries.get_mut(n) {
+                *slot = e;
                 n += 1;
             }
         }
-        // INVARIANT: `n <= 33`, so `2 * top`, the smallest power of two of at
-        // least `n`, is at most 64 and the entries from `n` on are sentinels.
-        let top = n.checked_next_power_of_two().unwrap_or(0) / 2;
-        self.top = u8::try_from(top).unwrap_or(FULL_TOP);
+        // `entries[0]` starts at 0 (the smallest bound): it stays in the
+        // filter, the others go to a table of their exact size.
+        let (first, rest) = entries
+            .get(..n)
+            .unwrap_or(&[])
+            .split_first()
+            .unwrap_or((&0, &[]));
+        let len = rest.len().saturating_mul(TABLE_ENTRY_SIZE);
+        let mut table = alloc.alloc_table(len)?;
+        if table.len() != len {
+            return Err(Errno::NoMem);
+        }
+        let (chunks, _) = table.as_chunks_mut::<TABLE_ENTRY_SIZE>();
+        for (c, e) in chunks.iter_mut().zip(rest) {
+            *c = e.to_le_bytes();
+        }
+        // INVARIANT: sorted, distinct starts above 0 (`first` is the one at 0).
+        self.first = *first as u16;
+        self.table = Some(table);
+        Ok(())
+    }
+}
+
+/// Tests bit `off` of `bitmap` (byte `off / 8`, bit `off % 8`); a missing byte is "deny".
+fn test_bytes(bitmap: &[u8], off: u32) -> bool {
+    match bitmap.get((off / 8) as usize) {
+        Some(byte) => (byte >> (off % 8)) & 1 != 0,
+        None => false,
     }
 }
 
@@ -307,107 +589,6 @@ fn sort_bounds(v: &mut [u32]) {
             core::mem::swap(a, b);
             j -= 1;
         }
-    }
-}
-
-/// A built MSR filter (upstream's `struct kvm_x86_msr_filter`).
-///
-/// `B` is the bitmap storage type (see [`FilterAlloc::Bitmap`]).
-#[derive(Debug)]
-pub struct Filter<B> {
-    default_allow: bool,
-    count: usize,
-    ranges: [Option<Range<B>>; KVM_MSR_FILTER_MAX_RANGES],
-    tables: [Table; 2],
-}
-
-impl<B> Filter<B> {
-    /// An empty filter (no ranges) with the given default action.
-    ///
-    /// Use it only to implement [`FilterAlloc::alloc_filter`]; filters with
-    /// ranges come from [`build`].
-    pub const fn new(default_allow: bool) -> Self {
-        Filter {
-            default_allow,
-            count: 0,
-            ranges: [const { None }; KVM_MSR_FILTER_MAX_RANGES],
-            tables: [Table::EMPTY; 2],
-        }
-    }
-
-    /// The action for indices not decided by any range.
-    pub fn default_allow(&self) -> bool {
-        self.default_allow
-    }
-
-    /// Number of accepted (non-empty) ranges.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// The accepted ranges, in the order userspace gave them (empty slots
-    /// removed).
-    pub fn ranges(&self) -> impl Iterator<Item = &Range<B>> + '_ {
-        self.ranges.iter().flatten()
-    }
-}
-
-impl<B: Deref<Target = [u8]>> Filter<B> {
-    /// Upstream's `kvm_msr_allowed()` for a filter that is installed.
-    ///
-    /// x2APIC MSRs are always allowed; otherwise the first range covering
-    /// `index` with `access`'s flag decides through its bitmap, and the
-    /// default action applies when there is none. At most six search steps.
-    pub fn allowed(&self, index: u32, access: MsrAccess) -> bool {
-        if is_x2apic_msr(index) {
-            return true;
-        }
-        let slot = match self.tables.get(access.table()) {
-            Some(t) => t.lookup(index),
-            None => SLOT_DEFAULT,
-        };
-        match self.ranges.get(usize::from(slot)) {
-            Some(Some(r)) => r.test(index),
-            _ => self.default_allow,
-        }
-    }
-
-    /// Number of binary-search steps of a lookup for `access` (0 to
-    /// [`TABLE_STEPS`]): the base-2 logarithm of the number of intervals the
-    /// ranges with `access`'s flag cut the index space into, rounded up.
-    pub fn lookup_steps(&self, access: MsrAccess) -> u32 {
-        self.tables.get(access.table()).map_or(0, Table::steps)
-    }
-
-    /// Like [`Filter::allowed`] but with the raw C `type` value.
-    ///
-    /// Values other than 1 and 2 (KVM never passes them) fall back to the
-    /// linear scan, so that the result is still exactly upstream's.
-    pub fn allowed_raw(&self, index: u32, ty: u32) -> bool {
-        match MsrAccess::from_type(ty) {
-            Some(access) => self.allowed(index, access),
-            None => is_x2apic_msr(index) || self.allowed_linear(index, ty),
-        }
-    }
-
-    /// Upstream's linear first-match scan, without the x2APIC exemption.
-    ///
-    /// Slow path kept for unusual `ty` values and for self-checks.
-    pub fn allowed_linear(&self, index: u32, ty: u32) -> bool {
-        for r in self.ranges() {
-            let end = r.base.wrapping_add(r.nmsrs);
-            if index >= r.base && index < end && r.flags & ty != 0 {
-                return r.test(index);
-            }
-        }
-        self.default_allow
-    }
-
-    /// Recomputes both lookup tables from the ranges.
-    fn compile(&mut self) {
-        let [read, write] = &mut self.tables;
-        read.compile(&self.ranges, KVM_MSR_FILTER_READ);
-        write.compile(&self.ranges, KVM_MSR_FILTER_WRITE);
     }
 }
 
@@ -489,17 +670,24 @@ where
             return Err(Errno::NoMem);
         }
         copy(r.bitmap, &mut bitmap)?;
-        let count = filter.count;
         // At most 16 non-empty descriptors exist, so `count < 16` here.
-        let slot = filter.ranges.get_mut(count).ok_or(Errno::Inval)?;
-        *slot = Some(Range {
-            flags: r.flags,
-            base: r.base,
-            nmsrs: r.nmsrs,
-            bitmap,
-        });
-        filter.count = count + 1;
+        let f: &mut Filter<A::Bitmap> = &mut filter;
+        let s = usize::from(f.count);
+        let (Some(flags), Some(base), Some(nmsrs), Some(slot)) = (
+            f.flags.get_mut(s),
+            f.bases.get_mut(s),
+            f.nmsrs.get_mut(s),
+            f.bitmaps.get_mut(s),
+        ) else {
+            return Err(Errno::Inval);
+        };
+        // `check_range()` accepted only the READ and WRITE bits.
+        *flags = r.flags as u8;
+        *base = r.base;
+        *nmsrs = r.nmsrs;
+        *slot = Some(bitmap);
+        f.count = f.count.saturating_add(1);
     }
-    filter.compile();
+    filter.compile(alloc)?;
     Ok(filter)
 }

@@ -8,7 +8,8 @@
 //! - [`errno`]: the error type ([`Errno`]).
 //! - [`desc`]: decoding of the native and compat `struct kvm_msr_filter`.
 //! - [`filter`]: filter validation and construction with upstream's order of
-//!   checks, and a lookup of at most six search steps (`kvm_msr_allowed()`).
+//!   checks, and a lookup that scans up to four ranges or searches an
+//!   interval table in at most six probes (`kvm_msr_allowed()`).
 //! - [`exit`]: exit-to-userspace and completion decisions.
 //! - [`one_reg`]: x86 `KVM_{GET,SET}_ONE_REG` register ids and `KVM_GET_REG_LIST`.
 //!
@@ -35,6 +36,6 @@ pub use exit::{
 };
 pub use filter::{
     bitmap_size, build, check_header, check_range, is_x2apic_msr, msr_allowed, Filter, FilterAlloc,
-    MsrAccess, Range,
+    MsrAccess, Range, Shape,
 };
 pub use one_reg::{one_reg, one_reg_msr, reg_list, reg_list_ids, OneReg, OneRegEnv};

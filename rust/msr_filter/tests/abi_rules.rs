@@ -594,43 +594,107 @@ fn d_sixteen_ranges_match_reference() {
 }
 
 #[test]
-fn d_search_depth_follows_the_intervals_used() {
-    // The lookup searches only the intervals the ranges create: 1 + 2 per
-    // disjoint range, rounded up to a power of two.
+fn d_shape_follows_the_ranges_used() {
+    // Up to SCAN_MAX ranges of an access type are scanned in order; with
+    // more, the interval table is searched in ceil(log2(intervals)) probes
+    // and sized to the intervals (8 bytes each, the first one excluded).
     let mut mem = RegionMem::default();
     let p = mapped(&mut mem, 0, vec![0xff; 8]);
-    let steps = |f: &Filter<Vec<u8>>| {
+    let shapes = |f: &Filter<Vec<u8>>| {
         (
-            f.lookup_steps(MsrAccess::Read),
-            f.lookup_steps(MsrAccess::Write),
+            f.lookup_shape(MsrAccess::Read),
+            f.lookup_shape(MsrAccess::Write),
+            f.table_bytes(),
         )
     };
-    // No range at all: no step.
+    // No range at all: nothing to scan, no table.
     let f = build_simple(&desc(0, &[]), &mut mem).unwrap();
-    assert_eq!(steps(&f), (0, 0));
-    // One read range: [0, base), [base, end), [end, max) is 3 intervals, 2
-    // steps; the write table has no range.
+    assert_eq!(shapes(&f), (Shape::Scan(0), Shape::Scan(0), 0));
+    // One read range: the write lookup has nothing to scan.
     let f = build_simple(&desc(0, &[rd(KVM_MSR_FILTER_READ, 0x100, 64, p)]), &mut mem).unwrap();
-    assert_eq!(steps(&f), (2, 0));
-    // A range starting at 0 makes 2 intervals: 1 step.
-    let f = build_simple(&desc(0, &[rd(3, 0, 64, p)]), &mut mem).unwrap();
-    assert_eq!(steps(&f), (1, 1));
-    // 4 disjoint ranges: 9 intervals, 4 steps.
-    let four: Vec<_> = (0..4u32).map(|i| rd(3, 0x100 * (i + 1), 64, p)).collect();
-    let f = build_simple(&desc(0, &four), &mut mem).unwrap();
-    assert_eq!(steps(&f), (4, 4));
-    // 16 disjoint ranges: 33 intervals, the maximum of TABLE_STEPS steps.
-    let sixteen: Vec<_> = (0..16u32).map(|i| rd(3, 0x100 * (i + 1), 64, p)).collect();
-    let f = build_simple(&desc(0, &sixteen), &mut mem).unwrap();
-    assert_eq!(steps(&f), (filter::TABLE_STEPS, filter::TABLE_STEPS));
+    assert_eq!(shapes(&f), (Shape::Scan(1), Shape::Scan(0), 0));
+    // An unreachable range (base + nmsrs wraps) is never scanned.
+    let wide = mapped(&mut mem, 1, vec![0xff; 64]);
+    let f = build_simple(&desc(0, &[rd(3, 0xffff_ff00, 0x200, wide)]), &mut mem).unwrap();
+    assert_eq!(shapes(&f), (Shape::Scan(0), Shape::Scan(0), 0));
+    let max = filter::SCAN_MAX as u32;
+    let disjoint = |n: u32, flags: u32| -> Vec<RangeDesc> {
+        (0..n).map(|i| rd(flags, 0x100 * (i + 1), 64, p)).collect()
+    };
+    let f = build_simple(&desc(0, &disjoint(max, 3)), &mut mem).unwrap();
+    assert_eq!(shapes(&f), (Shape::Scan(max), Shape::Scan(max), 0));
+    // One more: 2 * (max + 1) + 1 intervals, the first kept in the filter.
+    let n = max + 1;
+    let f = build_simple(&desc(0, &disjoint(n, 3)), &mut mem).unwrap();
+    let probes = u32::BITS - (2 * n + 1 - 1).leading_zeros();
+    assert_eq!(
+        shapes(&f),
+        (
+            Shape::Search(probes),
+            Shape::Search(probes),
+            16 * n as usize
+        )
+    );
+    // The two access types choose their shapes independently; the table
+    // covers the intervals of both.
+    let mut mixed = disjoint(n, KVM_MSR_FILTER_READ);
+    mixed.push(rd(KVM_MSR_FILTER_WRITE, 0x10_0000, 8, p));
+    let f = build_simple(&desc(0, &mixed), &mut mem).unwrap();
+    let (r, w, bytes) = shapes(&f);
+    assert!(matches!(r, Shape::Search(_)), "{r:?}");
+    assert_eq!((w, bytes), (Shape::Scan(1), 8 * (2 * n as usize + 2)));
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0..0x1000).chain(probe_indices(&rf)).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+    // 16 disjoint ranges: 33 intervals, the maximum of TABLE_STEPS probes
+    // and a table of 32 entries, 256 bytes.
+    let f = build_simple(&desc(0, &disjoint(16, 3)), &mut mem).unwrap();
+    let most = Shape::Search(filter::TABLE_STEPS);
+    assert_eq!(
+        shapes(&f),
+        (most, most, filter::TABLE_MAX * filter::TABLE_ENTRY_SIZE)
+    );
     let rf = to_ref(&f);
     let idx: Vec<u32> = (0..0x1200).chain(probe_indices(&rf)).collect();
     assert_lookups_agree(&f, &rf, &idx);
     // 16 ranges back to back share their boundaries: 1 + 16 + 1 intervals,
-    // 5 steps.
+    // 5 probes.
     let touching: Vec<_> = (0..16u32).map(|i| rd(3, 0x100 + 64 * i, 64, p)).collect();
     let f = build_simple(&desc(0, &touching), &mut mem).unwrap();
-    assert_eq!(steps(&f), (5, 5));
+    assert_eq!(shapes(&f), (Shape::Search(5), Shape::Search(5), 8 * 17));
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0..0x1000).chain(probe_indices(&rf)).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+}
+
+#[test]
+fn d_table_allocation_failure_is_enomem() {
+    // The interval table is the last allocation of a build.
+    struct NoTable;
+    impl FilterAlloc for NoTable {
+        type Bitmap = Vec<u8>;
+        type Boxed = Box<Filter<Vec<u8>>>;
+        fn alloc_filter(&mut self, f: Filter<Vec<u8>>) -> Result<Self::Boxed, Errno> {
+            Ok(Box::new(f))
+        }
+        fn alloc_bitmap(&mut self, len: usize) -> Result<Vec<u8>, Errno> {
+            Ok(vec![0; len])
+        }
+        fn alloc_table(&mut self, _len: usize) -> Result<Vec<u8>, Errno> {
+            Err(Errno::NoMem)
+        }
+    }
+    let few: Vec<_> = (0..filter::SCAN_MAX as u32)
+        .map(|i| rd(3, 0x100 * i, 8, 0x1000))
+        .collect();
+    assert!(build(&desc(0, &few), &mut NoTable, |_, _| Ok(())).is_ok());
+    let many: Vec<_> = (0..=filter::SCAN_MAX as u32)
+        .map(|i| rd(3, 0x100 * i, 8, 0x1000))
+        .collect();
+    assert_eq!(
+        build(&desc(0, &many), &mut NoTable, |_, _| Ok(())).err(),
+        Some(Errno::NoMem)
+    );
 }
 
 // ---- A: capability ------------------------------------------------------------------------

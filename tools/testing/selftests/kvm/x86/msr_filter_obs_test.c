@@ -151,11 +151,20 @@ struct dump {
 	long long pending;	/* -1 if not shown (C) */
 	char def[8];		/* allow, deny or none */
 	long long bytes;	/* -1 if not shown (no filter) */
-	int lookup_rd, lookup_wr; /* search steps, -1 if not shown (C, no filter) */
+	/* Rust's lookup shapes: "scan" and the ranges scanned, or "search" and its probes */
+	char shape_rd[8], shape_wr[8];
+	int lookup_rd, lookup_wr; /* -1 if not shown (C, no filter) */
 	int nranges;
 	struct dump_range r[KVM_MSR_FILTER_MAX_RANGES];
 	char *text;
 };
+
+static bool expect_shapes(const struct dump *d, const char *rd, int nrd,
+			  const char *wr, int nwr)
+{
+	return !strcmp(d->shape_rd, rd) && d->lookup_rd == nrd &&
+	       !strcmp(d->shape_wr, wr) && d->lookup_wr == nwr;
+}
 
 static bool dump_read(struct kvm_vm *vm, struct dump *d)
 {
@@ -186,8 +195,9 @@ static bool dump_read(struct kvm_vm *vm, struct dump *d)
 		} else if (sscanf(l, "pending: %lld", &d->pending) == 1) {
 		} else if (sscanf(l, "default: %7s", d->def) == 1) {
 		} else if (sscanf(l, "bytes: %lld", &d->bytes) == 1) {
-		} else if (sscanf(l, "lookup: read=%d write=%d", &d->lookup_rd,
-				  &d->lookup_wr) == 2) {
+		} else if (sscanf(l, "lookup: read=%7[a-z]:%d write=%7[a-z]:%d",
+				  d->shape_rd, &d->lookup_rd, d->shape_wr,
+				  &d->lookup_wr) == 4) {
 		} else if (sscanf(l, "range: flags=%x base=%x nmsrs=%u",
 				  &r.flags, &r.base, &r.nmsrs) == 3) {
 			TEST_ASSERT(d->nranges < KVM_MSR_FILTER_MAX_RANGES,
@@ -465,15 +475,15 @@ TEST(debugfs_dump)
 	expect_range(&d, 1, KVM_MSR_FILTER_WRITE, 0x40000000, 0x100);
 	expect_range(&d, 2, rw, 0xc0010000, 0x3000);
 	/*
-	 * Rust's lookup tables: the read ranges (slots 0 and 5) cut the index
-	 * space into 5 intervals, and so do the write ranges (slots 2 and 5):
-	 * ceil(log2(5)) = 3 search steps each. C has no such table.
+	 * Rust's lookup shapes: two read ranges (slots 0 and 5) and two write
+	 * ranges (slots 2 and 5), so both access types scan 2 ranges. C has no
+	 * such choice.
 	 */
 	if (d.impl == IMPL_RUST) {
 		TEST_ASSERT(d.generation == 1, "generation:\n%s", d.text);
-		TEST_ASSERT(d.lookup_rd == 3 && d.lookup_wr == 3,
-			    "lookup steps %d/%d, want 3/3:\n%s", d.lookup_rd,
-			    d.lookup_wr, d.text);
+		TEST_ASSERT(expect_shapes(&d, "scan", 2, "scan", 2),
+			    "lookup %s:%d/%s:%d, want scan:2/scan:2:\n%s",
+			    d.shape_rd, d.lookup_rd, d.shape_wr, d.lookup_wr, d.text);
 	} else {
 		TEST_ASSERT(d.lookup_rd < 0 && d.lookup_wr < 0,
 			    "lookup steps shown for C:\n%s", d.text);
@@ -509,13 +519,33 @@ TEST(debugfs_dump)
 		u64 updates;
 
 		TEST_ASSERT(d.generation == 2, "generation after replace:\n%s", d.text);
-		/* One write range: 3 intervals, 2 steps; no read range: none. */
-		TEST_ASSERT(d.lookup_rd == 0 && d.lookup_wr == 2,
-			    "lookup steps %d/%d after replace, want 0/2:\n%s",
-			    d.lookup_rd, d.lookup_wr, d.text);
+		/* One write range to scan, no read range. */
+		TEST_ASSERT(expect_shapes(&d, "scan", 0, "scan", 1),
+			    "lookup %s:%d/%s:%d after replace, want scan:0/scan:1:\n%s",
+			    d.shape_rd, d.lookup_rd, d.shape_wr, d.lookup_wr, d.text);
 		TEST_ASSERT(vm_stat(vm, "msr_filter_updates", &updates) && updates == 2,
 			    "msr_filter_updates != generation 2");
 	}
+	dump_free(&d);
+
+	/*
+	 * 16 disjoint ranges: more than Rust scans, so its lookups search the
+	 * table of the 33 intervals they make, in ceil(log2(33)) = 6 probes.
+	 */
+	memset(&f, 0, sizeof(f));
+	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+	for (int i = 0; i < KVM_MSR_FILTER_MAX_RANGES; i++)
+		mf_range(&f, i, rw, 0x10000000 + i * 0x100, 1, bm);
+	MF_ASSERT_ERRNO(mf_set(vm, &f), 0);
+	TEST_ASSERT(dump_read(vm, &d), "msr_filter vanished");
+	TEST_ASSERT(d.nranges == KVM_MSR_FILTER_MAX_RANGES, "16 ranges:\n%s", d.text);
+	if (d.impl == IMPL_RUST)
+		TEST_ASSERT(expect_shapes(&d, "search", 6, "search", 6),
+			    "lookup %s:%d/%s:%d with 16 ranges, want search:6/search:6:\n%s",
+			    d.shape_rd, d.lookup_rd, d.shape_wr, d.lookup_wr, d.text);
+	else
+		TEST_ASSERT(d.lookup_rd < 0 && d.lookup_wr < 0,
+			    "lookup shown for C:\n%s", d.text);
 	dump_free(&d);
 	kvm_vm_free(vm);
 }
