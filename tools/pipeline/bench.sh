@@ -3,8 +3,9 @@
 #
 # `make bench`: Rust/C comparison of the MSR filter, measured side by side.
 #
-#  1. On the host: the core crate's lookup (compiled tables) against a plain
-#     linear-scan model of upstream's loop (cargo bench --bench lookup_table).
+#  1. On the host: the core crate's lookup against upstream's loop compiled
+#     from C with clang at the kernel's -O2 (rust/msr_filter/benches/c, built
+#     by build.rs), in the same process (cargo bench --bench lookup_table).
 #  2. In one boot of the patched kernel under QEMU: msr_filter_bench (the
 #     KVM selftest in tools/testing/selftests/kvm/x86) measures both
 #     implementations, loading and unloading kvm_msr_rs.ko between VM
@@ -13,7 +14,8 @@
 #     userspace exit round trip, memory per installed filter.
 #  3. One table: every figure is the median of repeated runs with (min-max);
 #     the last column is C/Rust, the factor by which Rust's figure is lower
-#     (every metric here is lower-is-better), checked against the goals.
+#     (every metric here is lower-is-better), checked against the goals:
+#     `make bench` exits 0 only if every goal is met.
 #
 # Environment:
 #   QUICK=1          fewer repetitions (a smoke run, a few minutes)
@@ -125,15 +127,15 @@ grep -v '^guest:' "$RESULTS/report-bench.txt" >&2
 	echo "machine: host $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) CPUs, kernel $(uname -r)"
 	echo "machine: guest = patched $KVER kernel under QEMU TCG (-cpu max, ${SMP:-2} vCPUs on ${TCG_THREAD:-single}-threaded TCG, ${MEM:-2G}); nested KVM is SVM on TCG, so absolute figures are slow, ratios are what counts"
 	grep -h '^# \(guest\|msr_filter_bench\)' "$guest_out" | sed 's/^# /machine: /'
-	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = linear-scan model of upstream, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
+	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = upstream's loop compiled by clang -O2 with the kernel's code generation flags, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
 	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm_msr_rs.ko loaded and unloaded between VM creations), interleaved where the VMs can coexist"
 	echo "method: lookup_* = in-kernel kvm_msr_allowed() loop via debugfs msr_filter_bench (ns/lookup); setlat_<R>r_<N>vcpu = KVM_X86_SET_MSR_FILTER wall time with N vCPUs spinning in KVM_RUN (us); exit_rt = RDMSR -> FILTER exit -> userspace -> guest, per exit (ns); mem_* = debugfs 'bytes:' per installed filter"
 	echo
-	print_table "$host_out" "$guest_out"
+	print_table "$host_out" "$guest_out" || true
 	if [ -s "$hostkvm_out" ]; then
 		echo
 		echo "host KVM reference ($(uname -r), C only; not the patched kernel):"
-		print_table "$hostkvm_out"
+		print_table "$hostkvm_out" || true
 	fi
 	if [ -s "$RESULTS/bench-criterion.txt" ]; then
 		echo
@@ -145,4 +147,5 @@ log "raw results: $host_out $guest_out; console: $RESULTS/console-bench.log"
 
 [ "$qs" = 124 ] && die "the guest timed out"
 grep -q '^RESULT ' "$guest_out" || die "the guest produced no RESULT lines (see $RESULTS/console-bench.log)"
-exit "${rc:-1}"
+[ "${rc:-1}" = 0 ] || exit "${rc:-1}"
+print_table "$host_out" "$guest_out" > /dev/null || die "goals missed (the rows marked MISSED above)"

@@ -8,6 +8,7 @@ Reads "RESULT <metric> <c|rust> <median> <min> <max> <unit>" lines (and
 "# mean ...", "SKIP ..." and "# ... ERROR/WARNING" lines) from every FILE
 and prints one table: metric | C median (min-max) | Rust median (min-max)
 | C/Rust | goal, with derived "<lookup>-0r" rows (the search alone).
+Exits 1 if a goal is missed.
 """
 import re, sys
 
@@ -34,29 +35,44 @@ for path in sys.argv[1:]:
             elif line.startswith("# mean "):
                 p = line.split()
                 if len(p) >= 6:
-                    means.setdefault(p[2], {})[p[3]] = f"{float(p[4]):.1f} {p[5]}"
+                    means.setdefault(p[2], {})[p[3]] = (float(p[4]), p[5])
             elif line.startswith("SKIP "):
                 notes.append(line)
             elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):
                 notes.append(line[2:])
 
 def goal(metric):
-    """(description, minimum C/Rust factor) or None."""
+    """(description, check) or None; check(c, rust) -> bool on the medians.
+
+    The goals of issue 16: lookups never slower than C at any range count
+    and, in the kernel, at least 3x below C at 16 ranges; set latency
+    medians at most C's; the exit round trip within 5% of C's; memory at
+    most C's + 256 bytes.
+    """
     if metric.endswith("-0r"):
         return None
-    m = re.match(r"^(?:host_)?lookup_(\d+)r_", metric)
+    m = re.match(r"^(host_)?lookup_(\d+)r", metric)
     if m:
-        n = int(m.group(1))
-        if n >= 16:
-            return (">=4x", 4.0)
-        if n == 1:
-            return ("not slower", 1.0)
-        return None
+        if not m.group(1) and int(m.group(2)) >= 16:
+            return (">=3x", lambda c, r: c >= 3.0 * r)
+        return ("not slower", lambda c, r: r <= c)
     if metric.startswith("setlat_"):
-        return (">=100x", 100.0)
+        return ("not slower", lambda c, r: r <= c)
     if metric.startswith("exit_rt"):
-        return ("within 5%", 1 / 1.05)
+        return ("within 5%", lambda c, r: r <= 1.05 * c)
+    if metric.startswith("mem_"):
+        return ("<=C+256B", lambda c, r: r <= c + 256)
     return None
+
+
+def mean_goal(metric):
+    """The goal on a setlat row's means: 10x below C with busy vCPUs."""
+    m = re.match(r"^setlat_\d+r_(\d+)vcpu", metric)
+    if not m:
+        return None
+    if int(m.group(1)) > 0:
+        return (">=10x", lambda c, r: c >= 10.0 * r)
+    return ("not slower", lambda c, r: r <= c)
 
 def fmt(v):
     if v is None:
@@ -100,7 +116,7 @@ for metric in order:
         ratio = f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
         gl = goal(metric)
         if gl:
-            ok = x >= gl[1]
+            ok = gl[1](c[0], rs[0])
             missed += not ok
             g = f"{gl[0]}: {'met' if ok else 'MISSED'}"
     out.append((metric, fmt(c), fmt(rs), ratio, g))
@@ -114,8 +130,16 @@ if base:
     print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without the call and SRCU costs both share.")
 for metric in order:
     if metric.startswith("setlat_") and metric in means:
-        print(f"mean {metric}: " + ", ".join(f"{k} {v}" for k, v in sorted(means[metric].items())))
+        mv = means[metric]
+        line = f"mean {metric}: " + ", ".join(f"{k} {v:.1f} {u}" for k, (v, u) in sorted(mv.items()))
+        g = mean_goal(metric)
+        if g and "c" in mv and "rust" in mv:
+            ok = g[1](mv["c"][0], mv["rust"][0])
+            missed += not ok
+            line += f" | mean {g[0]}: {'met' if ok else 'MISSED'}"
+        print(line)
 for n in notes:
     print("note:", n)
 if missed:
     print(f"{missed} goal(s) missed")
+sys.exit(1 if missed else 0)

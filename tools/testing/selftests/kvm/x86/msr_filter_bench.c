@@ -9,7 +9,7 @@
  *
  * Parts (default: all, in this order):
  *   lookup   in-kernel kvm_msr_allowed() cost through the per-VM debugfs
- *            file msr_filter_bench, 1/4/16 disjoint ranges, index hitting
+ *            file msr_filter_bench, 1/2/4/8/16 disjoint ranges, index hitting
  *            the last range ("hit") or no range ("miss"); ns per lookup.
  *            "lookup_0r" is the same call with no filter installed: the
  *            fixed cost (call, SRCU read-side section) without any search.
@@ -22,7 +22,8 @@
  *            filter denies, each one a KVM_EXIT_X86_RDMSR (reason FILTER)
  *            that userspace answers; time per exit.
  *   memory   the "bytes:" line of the per-VM debugfs msr_filter dump after
- *            installing 1/4/16-range filters of 1-MSR and 0x3000-MSR ranges.
+ *            installing 1/2/4/8/16-range filters of 1-MSR and 0x3000-MSR
+ *            ranges.
  *
  * Output: one line per measurement,
  *   RESULT <metric> <impl> <median> <min> <max> <unit>
@@ -286,7 +287,7 @@ static u32 hit_index(int n)
 
 static void part_lookup(void)
 {
-	static const int counts[] = { 1, 4, 16 };
+	static const int counts[] = { 1, 2, 4, 8, 16 };
 	struct kvm_vm *vms[2];
 	struct kvm_msr_filter f;
 	double v[2][2][MAX_REPS];	/* [impl][hit, miss][rep] */
@@ -351,7 +352,7 @@ out:
 
 static void part_memory(void)
 {
-	static const int counts[] = { 1, 4, 16 };
+	static const int counts[] = { 1, 2, 4, 8, 16 };
 	static const struct { const char *name; u32 nmsrs; } sizes[] = {
 		{ "tiny", 1 }, { "full", 0x3000 },
 	};
