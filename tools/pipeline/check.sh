@@ -81,6 +81,7 @@ for flavour in $FLAVOURS; do
 	BOOT_ON=qemu KUNIT=1 boot_and_report "$BZIMAGE" "$T/initramfs.cpio.gz" "$flavour" "${kunit[@]}"
 	sed "s/^/[$flavour] /" "$RESULTS/report-$flavour.txt"
 	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
+	note_failures "$RESULTS/report-$flavour.txt"
 	count "guest tests ($flavour)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
 	[ "$flavour" != default ] || vmx_boot=("$BZIMAGE" "$T/initramfs.cpio.gz")
 done
@@ -100,6 +101,7 @@ else
 	sed "s/^/[vmx] /" "$RESULTS/report-vmx.txt"
 	log "the VMX group took $((SECONDS - vmx_start)) s"
 	[ "$GUEST_PROBLEMS" = 0 ] || GUEST_FAIL=$((GUEST_FAIL + 1))
+	note_failures "$RESULTS/report-vmx.txt"
 	count "guest tests (vmx)" "$GUEST_PASS" "$GUEST_FAIL" "$GUEST_SKIP"
 fi
 

@@ -56,13 +56,26 @@ total_pass=0
 total_fail=0
 total_skip=0
 failures=()
+failure_lines=()
 count() {
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
 	total_skip=$((total_skip + $4))
 	[ "$3" = 0 ] || failures+=("$1")
 }
+# note_failures FILE: the FAIL and PROBLEM lines of a guest report, repeated
+# by summary() next to the result line (CI shows only the end of the log).
+note_failures() {
+	local l
+	while IFS= read -r l; do
+		failure_lines+=("$l")
+	done < <(grep -E '^(FAIL|PROBLEM)' "$1" 2>/dev/null | cut -c1-200 | head -n 8)
+}
 summary() {
+	local l
+	for l in "${failure_lines[@]}"; do
+		log "  $l"
+	done
 	[ ${#failures[@]} = 0 ] || log "failed: ${failures[*]}"
 	if [ "$total_skip" -gt 0 ]; then
 		echo "$total_pass passed, $total_fail failed, $total_skip skipped"
