@@ -17,7 +17,7 @@
 //! - [`Shape::Scan`]: with at most [`SCAN_MAX`] ranges that have the access
 //!   type's flag (and can match at all), those ranges, in filter order, with
 //!   one unsigned comparison each (`index - base < nmsrs`) and no flag test;
-//! - [`Shape::Search`]: with more, a branchless binary search of a table of
+//! - [`Shape::Search`]: with more, a binary search of a table of
 //!   the disjoint intervals the ranges cut the index space into, each mapped
 //!   to the range the linear scan would pick for a read and for a write (or
 //!   to the default). The table is allocated to the size of the intervals
@@ -62,12 +62,10 @@ impl MsrAccess {
         }
     }
 
-    /// Index of this access type's lookup table.
+    /// Index of this access type's lookup plan and table slot: 0 for reads,
+    /// 1 for writes (the flag shifted right by one).
     const fn table(self) -> usize {
-        match self {
-            MsrAccess::Read => 0,
-            MsrAccess::Write => 1,
-        }
+        (self as usize) >> 1
     }
 }
 
@@ -198,20 +196,21 @@ pub enum Shape {
 ///
 /// # Invariants
 ///
-/// If `search` is false, `scan[..nscan]` are the slots, in filter order, of
-/// every reachable range with this access type's flag, and `nscan <=
-/// SCAN_MAX`. If `search` is true, the filter has a table.
+/// If `n <= SCAN_MAX`, `scan[..n]` are the slots, in filter order, of every
+/// reachable range with this access type's flag. Otherwise `n` is
+/// `PLAN_SEARCH` and the filter has a table.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
-    search: bool,
-    nscan: u8,
+    n: u8,
     scan: [u8; SCAN_MAX],
 }
 
+/// `Plan::n` of an access type whose lookups search the table.
+const PLAN_SEARCH: u8 = u8::MAX;
+
 impl Plan {
     const EMPTY: Plan = Plan {
-        search: false,
-        nscan: 0,
+        n: 0,
         scan: [0; SCAN_MAX],
     };
 }
@@ -315,13 +314,10 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             return true;
         }
         let t = access.table();
-        let plan = match self.plans.get(t) {
-            Some(p) => p,
-            None => return self.default_allow,
-        };
-        if !plan.search {
-            let n = usize::from(plan.nscan);
-            for &s in plan.scan.get(..n).unwrap_or(&[]) {
+        let plan = &self.plans[t % 2];
+        let n = usize::from(plan.n);
+        if n <= SCAN_MAX {
+            for &s in plan.scan.iter().take(n) {
                 let s = usize::from(s) % KVM_MSR_FILTER_MAX_RANGES;
                 let off = index.wrapping_sub(self.bases[s]);
                 if off < self.nmsrs[s] {
@@ -370,7 +366,12 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             let mid = lo.wrapping_add(hi) / 2;
             match entries.get(mid) {
                 Some(e) if u64::from_le_bytes(*e) <= key => lo = mid.wrapping_add(1),
-                _ => hi = mid,
+                _ => {
+                    // Not colder than the other arm: the hint only makes
+                    // LLVM emit a branch here instead of conditional moves.
+                    core::hint::cold_path();
+                    hi = mid;
+                }
             }
         }
         match lo.checked_sub(1).and_then(|k| entries.get(k)) {
@@ -397,8 +398,8 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
     /// How a lookup for `access` proceeds in this filter.
     pub fn lookup_shape(&self, access: MsrAccess) -> Shape {
         let plan = self.plans.get(access.table()).unwrap_or(&Plan::EMPTY);
-        if !plan.search {
-            return Shape::Scan(u32::from(plan.nscan));
+        if usize::from(plan.n) <= SCAN_MAX {
+            return Shape::Scan(u32::from(plan.n));
         }
         let entries = self
             .table
@@ -484,12 +485,9 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             }
             if n <= SCAN_MAX {
                 // INVARIANT: the `n` active slots, in order.
-                plan.nscan = n as u8;
+                plan.n = n as u8;
             } else {
-                plan = Plan {
-                    search: true,
-                    ..Plan::EMPTY
-                };
+                plan.n = PLAN_SEARCH;
                 search = true;
             }
             if let Some(p) = self.plans.get_mut(t) {

@@ -7,7 +7,7 @@
 //! interleaved, and prints ns/lookup as median, min and max plus the speedup
 //! (C / Rust, so > 1 means Rust is faster).
 //!
-//! `cargo bench --bench lookup_table [-- --reps R --iters N]`.
+//! `cargo bench --bench lookup_table [-- --reps R --iters N --case NAME]`.
 //! Besides the table it prints machine-readable lines
 //! `RESULT host_lookup_<case> <c|rust> <median> <min> <max> ns`.
 
@@ -93,7 +93,15 @@ fn main() {
         C_ANCHOR
     );
     println!("{:<10} {:>26} {:>26} {:>9}", "case", "c", "rust", "c/rust");
+    // `--case NAME` measures only that case (for example under a profiler).
+    let only = args
+        .iter()
+        .position(|a| a == "--case")
+        .and_then(|i| args.get(i + 1));
     for (name, n, index, _) in common::cases() {
+        if only.is_some_and(|c| *c != name) {
+            continue;
+        }
         let rf = common::rust_filter(n);
         let lf = common::CFilter::new(n);
         // Warm up caches and the branch predictors.
