@@ -63,11 +63,14 @@ fn claim_deferral(pending: &Atomic<u32>) -> bool {
 ///
 /// `pending` points to the VM's `kvm_msr_filter_vm.pending`, which outlives the node: the VM
 /// waits for SRCU callbacks (`srcu_barrier()`) before it is freed. `deferred` is set only on
-/// replaced nodes that are being freed by an SRCU callback, each counted in `pending`.
+/// replaced nodes that are being freed by an SRCU callback, each counted in `pending`. `waits`
+/// of the installed node counts the VM's `KVM_X86_SET_MSR_FILTER` calls that waited for a
+/// grace period (carried from node to node under `kvm->lock`).
 pub(crate) struct Node {
     head: Opaque<bindings::callback_head>,
     pending: *const Atomic<u32>,
     deferred: Atomic<bool>,
+    waits: Atomic<u64>,
     filter: VmFilter,
 }
 
@@ -150,6 +153,7 @@ impl FilterAlloc for AccountedAlloc {
             // INVARIANT: `self.pending` is the VM's counter, which outlives every node.
             pending: self.pending,
             deferred: Atomic::new(false),
+            waits: Atomic::new(0),
             filter,
         };
         KBox::new(node, GFP_KERNEL_ACCOUNT)
@@ -250,27 +254,40 @@ pub(crate) unsafe extern "C" fn set_filter(
         Err(e) => return to_error(e).to_errno(),
     };
     let filter = vm.filter();
-    let old = {
+    let (old, deferrable) = {
         let _guard = vm.lock().lock();
+        // The count of waits goes from the installed node to its successor.
+        let waits = filter.read(|n| n.map_or(0, |n| n.waits.load(Relaxed)));
+        new.waits.store(waits, Relaxed);
         let old = filter.replace(Some(new));
         vm.count(Stat::Updates);
-        old
+        // A replaced filter is freed by an SRCU callback without waiting, unless
+        // `MAX_PENDING` of them already wait: then it is freed after a grace period, as C
+        // does, so memory stays bounded, and the new node counts one more wait.
+        let deferrable = match old.get() {
+            Some(n) if claim_deferral(pending) => {
+                n.deferred.store(true, Relaxed);
+                true
+            }
+            Some(_) => {
+                filter.read(|n| n.map(|n| n.waits.fetch_add(1, Relaxed)));
+                false
+            }
+            None => true,
+        };
+        (old, deferrable)
     };
     // Outside `kvm->lock`: never wait for SRCU with it held, vCPUs may take it inside their
-    // read-side critical sections (Documentation/virt/kvm/locking.rst). A replaced filter is
-    // freed by an SRCU callback without waiting, unless `MAX_PENDING` of them already wait:
-    // then it is freed after a grace period, as C does, so memory stays bounded. Expedited:
-    // with callbacks queued SRCU never looks idle, so a plain `synchronize_srcu()` would wait
-    // for a full normal grace period where C's usually expedites on its own.
-    let deferrable = match old.get() {
-        Some(n) if claim_deferral(pending) => {
-            n.deferred.store(true, Relaxed);
-            true
-        }
-        _ => false,
-    };
+    // read-side critical sections (Documentation/virt/kvm/locking.rst). The grace period the
+    // callback waits for is expedited, so that the replaced filters do not pile up behind a
+    // normal one. Expedited in the wait too: with callbacks queued SRCU never looks idle, so a
+    // plain `synchronize_srcu()` would wait for a full normal grace period where C's usually
+    // expedites on its own.
     if deferrable {
-        old.defer();
+        if old.get().is_some() {
+            old.defer();
+            vm.expedite_grace_period();
+        }
     } else {
         old.synchronize_expedited();
     }
@@ -330,7 +347,9 @@ pub(crate) unsafe extern "C" fn show(
             bytes = bytes.saturating_add(unsafe { bindings::ksize(b.as_ptr().cast()) });
         }
         let default = if f.default_allow() { "allow" } else { "deny" };
-        seq_print!(m, "default: {}\nbytes: {}\n", default, bytes);
+        seq_print!(m, "default: {}\n", default);
+        seq_print!(m, "waits: {}\n", n.waits.load(Relaxed));
+        seq_print!(m, "bytes: {}\n", bytes);
         let shape = |access| match f.lookup_shape(access) {
             Shape::Scan(n) => ("scan", n),
             Shape::Search(n) => ("search", n),

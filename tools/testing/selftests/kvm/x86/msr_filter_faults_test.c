@@ -450,7 +450,7 @@ static const char *variant_name(enum variant v)
 
 /*
  * The VM's debugfs msr_filter file without its counters ("generation",
- * "pending"): the filter itself.  Empty if there is no such file.
+ * "pending", "waits"): the filter itself.  Empty if there is no such file.
  */
 static bool dump(struct vm *vm, char *buf, size_t len)
 {
@@ -465,7 +465,8 @@ static bool dump(struct vm *vm, char *buf, size_t len)
 	if (!f)
 		return false;
 	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "generation:", 11) || !strncmp(line, "pending:", 8))
+		if (!strncmp(line, "generation:", 11) || !strncmp(line, "pending:", 8) ||
+		    !strncmp(line, "waits:", 6))
 			continue;
 		used += snprintf(buf + used, len - used, "%s", line);
 		if (used >= len)
