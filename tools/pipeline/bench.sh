@@ -22,8 +22,13 @@
 #   BENCH_ARGS='..'  arguments for msr_filter_bench in the guest (replace
 #                    the defaults; see the usage line in its source)
 #   HOST_BENCH=0     skip the host lookup benchmark
+#   BENCH_DOC=0      do not write the run into the design document (a full
+#                    run writes it between its ".. bench-begin/end" lines)
 #   CRITERION=1      also run the criterion benchmark (cargo bench --bench
 #                    lookup -- --quick) and show its estimates
+#   ICOUNT_BENCH=0   skip the deterministic (-icount) boot
+#   ICOUNT_ARGS='..' msr_filter_bench arguments of that boot (before the
+#                    parts "lookup exit"); ICOUNT_SMP (default 1) its vCPUs
 #   HOST_KVM=1       also run msr_filter_bench on this host's /dev/kvm (its
 #                    own, usually upstream, KVM: a C-only reference)
 #   SMP, MEM, BOOT_TIMEOUT, FLAVOUR, KDIR   as for make run
@@ -62,6 +67,8 @@ else
 	HOST_ARGS=()
 	GUEST_ARGS=${BENCH_ARGS:-"-r 9 -n 300000 -s 25 -e 1000 -v 2"}
 fi
+# Instruction counts need few repetitions: they do not vary.
+ICOUNT_ARGS=${ICOUNT_ARGS:-"-r 3 -n 20000 -e 200"}
 
 bash "$TOP/tools/pipeline/setup-host.sh" >&2 || die "host setup failed"
 
@@ -108,18 +115,60 @@ conf=$(mktemp)
 stage=$(mktemp -d)
 trap 'rm -rf "$conf" "$stage"' EXIT
 install -D -m 755 "$T/$bin" "$stage/$bin"
-CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $GUEST_ARGS"
-printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
-pack_guest "$RESULTS/bench-initramfs.cpio.gz" "$conf" "$stage" || die "initramfs packing failed"
-log "booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs): $bin $GUEST_ARGS"
-start=$(date +%s)
-QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} boot_and_report "$BZIMAGE" \
-	"$RESULTS/bench-initramfs.cpio.gz" bench --expect-cmd --summary-only
-qs=$GUEST_QS
-rc=$GUEST_RC
-log "guest finished in $(( $(date +%s) - start ))s (QEMU status $qs)"
-sed -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}' "$RESULTS/console-bench.log" | tr -d '\r' > "$guest_out"
-grep -v '^guest:' "$RESULTS/report-bench.txt" >&2
+
+# run_guest NAME OUT ARGS: one boot running msr_filter_bench ARGS; its
+# output (RESULT lines and comments) in OUT, QEMU's status in qs, the
+# benchmark's in rc.
+run_guest() {
+	local name=$1 out=$2 args=$3 start
+	CMD="echo \"# guest: \$(nproc) vCPUs, \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)\"; /tests/$bin $args"
+	printf 'MODE=cmd\nCMD=%q\n' "$CMD" > "$conf"
+	pack_guest "$RESULTS/$name-initramfs.cpio.gz" "$conf" "$stage" || die "initramfs packing failed"
+	log "$name: booting the ${FLAVOUR:-default} kernel (QEMU TCG, ${SMP:-2} CPUs${ICOUNT:+, -icount shift=$ICOUNT}): $bin $args"
+	start=$(date +%s)
+	QUIET=1 BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} boot_and_report "$BZIMAGE" \
+		"$RESULTS/$name-initramfs.cpio.gz" "$name" --expect-cmd --summary-only
+	qs=$GUEST_QS
+	rc=$GUEST_RC
+	log "$name: guest finished in $(( $(date +%s) - start ))s (QEMU status $qs)"
+	sed -n '/^@@CMD-BEGIN/,/^@@CMD-END/{/^@@/d;p}' "$RESULTS/console-$name.log" | tr -d '\r' > "$out"
+	grep -v '^guest:' "$RESULTS/report-$name.txt" >&2
+	[ "$qs" != 124 ] || die "$name: the guest timed out"
+	grep -q '^RESULT ' "$out" || die "$name: the guest produced no RESULT lines (see $RESULTS/console-$name.log)"
+}
+
+run_guest bench "$guest_out" "$GUEST_ARGS"
+wall_rc=${rc:-1}
+
+# 2b. The deterministic figures: the lookup and exit parts again, under
+# -icount shift=0,sleep=off, where guest time advances by 1 ns per
+# instruction, so that each figure is an instruction count (the metrics
+# get the prefix icount_, the unit insn).
+icount_out=$RESULTS/bench-icount.txt
+: > "$icount_out"
+if [ "${ICOUNT_BENCH:-1}" = 1 ]; then
+	ICOUNT=0 SMP=${ICOUNT_SMP:-1} run_guest bench-icount "$icount_out.raw" "$ICOUNT_ARGS lookup exit"
+	icount_rc=${rc:-1}
+	sed -E 's/^RESULT ([^ ]+) ([^ ]+) ([^ ]+) ([^ ]+) ([^ ]+) ns$/RESULT icount_\1 \2 \3 \4 \5 insn/' \
+		"$icount_out.raw" | grep -v '^# mean ' > "$icount_out"
+else
+	icount_rc=0
+fi
+
+# The deterministic rows of this run against those of the previous one.
+icount_same=
+if [ -s "$icount_out" ]; then
+	if [ -s "$RESULTS/bench-icount.prev" ]; then
+		if diff <(grep '^RESULT' "$RESULTS/bench-icount.prev") <(grep '^RESULT' "$icount_out") > "$RESULTS/bench-icount.diff"; then
+			icount_same="icount rows: identical to the previous make bench ($(grep -c '^RESULT' "$icount_out") rows)"
+		else
+			icount_same="icount rows: $(grep -c '^>' "$RESULTS/bench-icount.diff") of $(grep -c '^RESULT' "$icount_out") differ from the previous make bench (see $RESULTS/bench-icount.diff)"
+		fi
+	else
+		icount_same="icount rows: no previous make bench to compare with"
+	fi
+	cp "$icount_out" "$RESULTS/bench-icount.prev"
+fi
 
 # 3. The table.
 {
@@ -129,9 +178,11 @@ grep -v '^guest:' "$RESULTS/report-bench.txt" >&2
 	grep -h '^# \(guest\|msr_filter_bench\)' "$guest_out" | sed 's/^# /machine: /'
 	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = upstream's loop compiled by clang -O2 with the kernel's code generation flags, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
 	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm_msr_rs.ko loaded and unloaded between VM creations), interleaved where the VMs can coexist"
+	echo "method: icount_* = lookup and exit again in a second boot under -icount shift=0,sleep=off (${ICOUNT_SMP:-1} vCPU, $ICOUNT_ARGS): guest time advances 1 ns per instruction, so these are instructions per lookup or exit, the same from run to run; they count every instruction the vCPU runs (the calls, the SRCU section, the loop around the call), not memory stalls, cache or TLB misses, branch mispredictions, nor what a barrier or atomic costs beyond its one instruction"
 	echo "method: lookup_* = in-kernel kvm_msr_allowed() loop via debugfs msr_filter_bench (ns/lookup); setlat_<R>r_<N>vcpu = KVM_X86_SET_MSR_FILTER wall time with N vCPUs spinning in KVM_RUN (us); exit_rt = RDMSR -> FILTER exit -> userspace -> guest, per exit (ns); mem_* = debugfs 'bytes:' per installed filter"
 	echo
-	print_table "$host_out" "$guest_out" || true
+	print_table "$host_out" "$guest_out" "$icount_out" || true
+	[ -z "$icount_same" ] || echo "$icount_same"
 	if [ -s "$hostkvm_out" ]; then
 		echo
 		echo "host KVM reference ($(uname -r), C only; not the patched kernel):"
@@ -145,7 +196,13 @@ grep -v '^guest:' "$RESULTS/report-bench.txt" >&2
 } | tee "$RESULTS/bench.txt"
 log "raw results: $host_out $guest_out; console: $RESULTS/console-bench.log"
 
-[ "$qs" = 124 ] && die "the guest timed out"
-grep -q '^RESULT ' "$guest_out" || die "the guest produced no RESULT lines (see $RESULTS/console-bench.log)"
-[ "${rc:-1}" = 0 ] || exit "${rc:-1}"
-print_table "$host_out" "$guest_out" > /dev/null || die "goals missed (the rows marked MISSED above)"
+# The performance section of the design document shows this run (a full
+# one only: not QUICK=1, not with BENCH_ARGS).
+if [ "${QUICK:-0}" != 1 ] && [ -z "${BENCH_ARGS:-}" ] && [ "${BENCH_DOC:-1}" = 1 ]; then
+	python3 "$TOP/tools/pipeline/benchdoc.py" \
+		"$TOP/Documentation/virt/kvm/x86/msr-filter-design.rst" "$RESULTS/bench.txt" &&
+		log "wrote this run into Documentation/virt/kvm/x86/msr-filter-design.rst (Performance)"
+fi
+[ "$wall_rc" = 0 ] || exit "$wall_rc"
+[ "$icount_rc" = 0 ] || exit "$icount_rc"
+print_table "$host_out" "$guest_out" "$icount_out" > /dev/null || die "goals missed (the rows marked MISSED above)"

@@ -15,7 +15,9 @@ import re, sys
 rows = {}      # metric -> {impl: (median, min, max, unit)}
 order = []
 notes = []
-means = {}     # metric -> {impl: "value unit"}
+means = {}     # metric -> {impl: (value, unit)}
+p99s = {}      # metric -> {impl: (value, unit)}
+waits = {}     # metric -> {impl: "N of M sets"}
 for path in sys.argv[1:]:
     with open(path, errors="replace") as f:
         for line in f:
@@ -32,10 +34,15 @@ for path in sys.argv[1:]:
                     rows[metric] = {}
                     order.append(metric)
                 rows[metric][impl] = vals
-            elif line.startswith("# mean "):
+            elif line.startswith("# mean ") or line.startswith("# p99 "):
                 p = line.split()
                 if len(p) >= 6:
-                    means.setdefault(p[2], {})[p[3]] = (float(p[4]), p[5])
+                    store = means if p[1] == "mean" else p99s
+                    store.setdefault(p[2], {})[p[3]] = (float(p[4]), p[5])
+            elif line.startswith("# waits "):
+                p = line.split()
+                if len(p) >= 5:
+                    waits.setdefault(p[2], {})[p[3]] = line.split(None, 4)[4]
             elif line.startswith("SKIP "):
                 notes.append(line)
             elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):
@@ -51,6 +58,7 @@ def goal(metric):
     """
     if metric.endswith("-0r"):
         return None
+    metric = re.sub(r"^icount_", "", metric)
     m = re.match(r"^(host_)?lookup_(\d+)r", metric)
     if m:
         if not m.group(1) and int(m.group(2)) >= 16:
@@ -129,14 +137,26 @@ print("C/Rust = C median / Rust median: how many times lower Rust's figure is (>
 if base:
     print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without the call and SRCU costs both share.")
 for metric in order:
-    if metric.startswith("setlat_") and metric in means:
-        mv = means[metric]
-        line = f"mean {metric}: " + ", ".join(f"{k} {v:.1f} {u}" for k, (v, u) in sorted(mv.items()))
-        g = mean_goal(metric)
+    if not metric.startswith("setlat_"):
+        continue
+    for what, store, g in (("mean", means, mean_goal(metric)),
+                           ("p99", p99s, ("not slower", lambda c, r: r <= c))):
+        mv = store.get(metric)
+        if not mv:
+            continue
+        line = f"{what} {metric}: " + ", ".join(f"{k} {v:.1f} {u}" for k, (v, u) in sorted(mv.items()))
         if g and "c" in mv and "rust" in mv:
             ok = g[1](mv["c"][0], mv["rust"][0])
             missed += not ok
-            line += f" | mean {g[0]}: {'met' if ok else 'MISSED'}"
+            line += f" | {what} {g[0]}: {'met' if ok else 'MISSED'}"
+        print(line)
+    wv = waits.get(metric)
+    if wv:
+        line = f"waits {metric}: " + ", ".join(f"{k} {v}" for k, v in sorted(wv.items()))
+        if "rust" in wv:
+            ok = wv["rust"].split()[0] == "0"
+            missed += not ok
+            line += f" | rust waits 0: {'met' if ok else 'MISSED'}"
         print(line)
 for n in notes:
     print("note:", n)

@@ -8,7 +8,8 @@
 # SMP (default 2), MEM (default 2G), TCG_THREAD (default single: one host
 # thread runs all vCPUs; multi: one each), QUIET=1 (show nothing while
 # running), KUNIT=1 (run the built-in KUnit suites at boot; otherwise the
-# command line has kunit.enable=0).
+# command line has kunit.enable=0), ICOUNT=N (-icount shift=N,sleep=off:
+# guest time counts instructions, 2^N ns each, single-threaded TCG).
 #
 # Single-threaded TCG by default: with QEMU 7.2's multi-threaded TCG and
 # two guest CPUs, the stress test's nested guest (SVM on TCG) triple-faults
@@ -26,13 +27,20 @@ need qemu-system-x86_64:qemu-system-x86 timeout:coreutils
 [ -f "$kernel" ] || die "no kernel image at $kernel"
 [ -f "$initrd" ] || die "no initramfs at $initrd"
 mkdir_or_die "$(dirname "$logf")"
-cmdline="console=ttyS0 panic=-1 loglevel=5 tsc_early_khz=2000000 kvm.force_emulation_prefix=1"
+# Under -icount the TSC counts virtual nanoseconds: 1 GHz whatever the shift.
+tsc_khz=2000000
+[ -z "${ICOUNT:-}" ] || tsc_khz=1000000
+cmdline="console=ttyS0 panic=-1 loglevel=5 tsc_early_khz=$tsc_khz kvm.force_emulation_prefix=1"
 # KUnit suites built in (the Rust doctests) run at boot only when asked.
 [ "${KUNIT:-0}" = 1 ] || cmdline+=" kunit.enable=0"
 cmdline+=" $*"
 args=(-accel "tcg,thread=${TCG_THREAD:-single}" -machine q35 -cpu max -m "${MEM:-2G}" -smp "${SMP:-2}"
       -display none -monitor none -serial stdio -no-reboot -nic none
       -kernel "$kernel" -initrd "$initrd" -append "$cmdline")
+if [ -n "${ICOUNT:-}" ]; then
+	[ "${TCG_THREAD:-single}" = single ] || die "ICOUNT needs TCG_THREAD=single"
+	args+=(-icount "shift=$ICOUNT,sleep=off")
+fi
 if [ -n "${SHARE:-}" ]; then
 	args+=(-virtfs "local,path=$SHARE,mount_tag=host,security_model=none,id=host")
 fi

@@ -142,6 +142,53 @@ sed -i '/^@@KTAP-/,/^@@KTAP-END/d' "$w/log4"
 python3 "$(dirname "$0")/report.py" --expect-kunit rust_doctests_kernel "$w/log4" > "$w/r5"
 expect "doctests that did not run are a problem" "$w/r5" '^PROBLEM KUnit suite rust_doctests_kernel did not report'
 
+# make bench's goals: a missed goal is marked and fails the table, met
+# goals pass it; its run goes between the design document's markers.
+bt=$(dirname "$0")/benchtable.py
+cat > "$w/b-met" <<'B'
+RESULT lookup_16r_hit c 300 300 300 ns
+RESULT lookup_16r_hit rust 90 90 90 ns
+RESULT mem_1r_tiny c 520 520 520 B
+RESULT mem_1r_tiny rust 776 776 776 B
+RESULT setlat_16r_1vcpu_b2b c 100 50 200 us
+# mean setlat_16r_1vcpu_b2b c 120.0 us (n=25)
+# p99 setlat_16r_1vcpu_b2b c 200.0 us (n=25)
+# waits setlat_16r_1vcpu_b2b c 25 of 25 sets
+RESULT setlat_16r_1vcpu_b2b rust 10 5 20 us
+# mean setlat_16r_1vcpu_b2b rust 11.0 us (n=25)
+# p99 setlat_16r_1vcpu_b2b rust 20.0 us (n=25)
+# waits setlat_16r_1vcpu_b2b rust 0 of 25 sets
+B
+if python3 "$bt" "$w/b-met" > "$w/bt-met"; then echo "PASS bench goals all met: exit 0"; else echo "FAIL bench goals all met, but exit $?"; fi
+expect "bench goals: a met goal says met" "$w/bt-met" '^lookup_16r_hit .*>=3x: met'
+expect "bench goals: C + 256 bytes is within the memory goal" "$w/bt-met" '^mem_1r_tiny .*<=C\+256B: met'
+for miss in "s/^RESULT lookup_16r_hit rust 90/RESULT lookup_16r_hit rust 101/" \
+	"s/^RESULT mem_1r_tiny rust 776/RESULT mem_1r_tiny rust 777/" \
+	"s/^# waits setlat_16r_1vcpu_b2b rust 0 /# waits setlat_16r_1vcpu_b2b rust 1 /" \
+	"s/^# mean setlat_16r_1vcpu_b2b rust 11.0/# mean setlat_16r_1vcpu_b2b rust 12.1/" \
+	"s/^# p99 setlat_16r_1vcpu_b2b rust 20.0/# p99 setlat_16r_1vcpu_b2b rust 200.1/"; do
+	sed "$miss" "$w/b-met" > "$w/b-miss"
+	if python3 "$bt" "$w/b-miss" > "$w/bt-miss"; then
+		echo "FAIL bench goals: '$miss' exits 0"
+	else
+		expect "bench goals: '$miss' is MISSED" "$w/bt-miss" 'MISSED'
+	fi
+done
+printf 'A\n\n.. bench-begin\n\nold\n\n.. bench-end\nB\n' > "$w/doc.rst"
+printf 'row 1\n\nrow 2\n' > "$w/bench.txt"
+python3 "$(dirname "$0")/benchdoc.py" "$w/doc.rst" "$w/bench.txt"
+if [ "$(cat "$w/doc.rst")" = "$(printf 'A\n\n.. bench-begin\n\n::\n\n   row 1\n\n   row 2\n\n.. bench-end\nB')" ]; then
+	echo "PASS benchdoc writes the run between the markers"
+else
+	echo "FAIL benchdoc wrote:"; sed 's/^/    /' "$w/doc.rst"
+fi
+printf 'no markers\n' > "$w/doc2.rst"
+if python3 "$(dirname "$0")/benchdoc.py" "$w/doc2.rst" "$w/bench.txt" 2> /dev/null; then
+	echo "FAIL benchdoc accepts a document without markers"
+else
+	echo "PASS benchdoc refuses a document without markers"
+fi
+
 # The cold paths, in an empty cache (COLD_SELFTEST=0 skips them).
 if [ "${COLD_SELFTEST:-1}" = 1 ]; then
 	bash "$(dirname "$0")/selftest-cold.sh" "$kernel"

@@ -14,7 +14,8 @@
  *            "lookup_0r" is the same call with no filter installed: the
  *            fixed cost (call, SRCU read-side section) without any search.
  *   setlat   KVM_X86_SET_MSR_FILTER latency (CLOCK_MONOTONIC around the
- *            ioctl) with 0..N vCPUs busy in KVM_RUN, their guests spinning
+ *            ioctl; median, mean and p99) and how many of the sets waited
+ *            for a grace period, with 0..N vCPUs busy in KVM_RUN, their guests spinning
  *            on RDMSR(MSR_IA32_TSC), which KVM intercepts and handles; once
  *            with the sets spaced out (-g ms apart, metric suffix _gap<ms>)
  *            and once back to back (suffix _b2b).
@@ -108,8 +109,13 @@ static void result(const char *metric, const char *impl, double *v, int n,
 	med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 	printf("RESULT %s %s %.3f %.3f %.3f %s\n", metric, impl, med, v[0],
 	       v[n - 1], unit);
-	if (n > 1)
+	if (n > 1) {
+		/* Nearest rank: the smallest value at or above 99% of them. */
+		int p99 = (99 * n + 99) / 100 - 1;
+
 		printf("# mean %s %s %.3f %s (n=%d)\n", metric, impl, sum / n, unit, n);
+		printf("# p99 %s %s %.3f %s (n=%d)\n", metric, impl, v[p99], unit, n);
+	}
 	fflush(stdout);
 }
 
@@ -439,8 +445,14 @@ static void *busy_thread(void *arg)
 /* Milliseconds between two timed sets (-g); back to back is always measured too. */
 static int set_gap_ms = 20;
 
-static void setlat_one(const char *impl, int busy, int gap_ms, double *out)
+/*
+ * Times set_reps sets; returns how many of them waited for a grace period:
+ * the debugfs "waits:" count of a Rust VM, or every set for C (whose
+ * KVM_X86_SET_MSR_FILTER always ends in synchronize_srcu()).
+ */
+static long long setlat_one(const char *impl, int busy, int gap_ms, double *out)
 {
+	long long waits;
 	struct kvm_vcpu *vcpus[MAX_BUSY];
 	pthread_t threads[MAX_BUSY];
 	struct kvm_msr_filter fa, fb;
@@ -485,6 +497,7 @@ static void setlat_one(const char *impl, int busy, int gap_ms, double *out)
 	}
 	for (i = 0; i < busy; i++)
 		before[i] = spins[i];
+	waits = dump_value(vm, "waits", NULL, 0);
 	for (r = 0; r < set_reps; r++) {
 		struct kvm_msr_filter *f = r & 1 ? &fa : &fb;
 
@@ -499,6 +512,10 @@ static void setlat_one(const char *impl, int busy, int gap_ms, double *out)
 		vm_ioctl(vm, KVM_X86_SET_MSR_FILTER, f);
 		out[r] = (now_ns() - t0) / 1000;
 	}
+	if (waits >= 0)
+		waits = dump_value(vm, "waits", NULL, 0) - waits;
+	else
+		waits = set_reps;
 	for (i = 0; i < busy; i++) {
 		u64 loops = spins[i] - before[i];
 
@@ -513,6 +530,7 @@ static void setlat_one(const char *impl, int busy, int gap_ms, double *out)
 	for (i = 0; i < busy; i++)
 		pthread_join(threads[i], NULL);
 	kvm_vm_free(vm);
+	return waits;
 }
 
 static void part_setlat(void)
@@ -538,8 +556,11 @@ static void part_setlat(void)
 				snprintf(metric, sizeof(metric), "setlat_%dr_%dvcpu_b2b",
 					 set_ranges, busy);
 			for (i = 0; i < nr_impls; i++) {
-				setlat_one(impls[i], busy, gaps[g], v);
+				long long waits = setlat_one(impls[i], busy, gaps[g], v);
+
 				result(metric, impls[i], v, set_reps, "us");
+				printf("# waits %s %s %lld of %d sets\n", metric,
+				       impls[i], waits, set_reps);
 			}
 		}
 	}
