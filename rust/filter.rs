@@ -36,24 +36,42 @@ use crate::{
 /// filter), allocated to their exact size.
 type VmFilter = Filter<KBox<[u8]>>;
 
-/// How many replaced filters of a VM may wait for their SRCU grace period at once.
-///
-/// Up to this many `KVM_X86_SET_MSR_FILTER` calls in a row return without waiting; one more
-/// waits for an (expedited) grace period, as upstream does on every call. A filter takes at
-/// most about 26 KiB (16 bitmaps of `KVM_MSR_FILTER_MAX_BITMAP_SIZE` bytes and the node), so
-/// this bounds what a VM can leave waiting to about 210 KiB, charged to its memory cgroup.
-const MAX_PENDING: u32 = 8;
+/// The largest filter in slab bytes: the node (kmalloc-512), 16 bitmaps of
+/// `KVM_MSR_FILTER_MAX_BITMAP_SIZE` (0x600) bytes in kmalloc-2048 and a 256-byte table.
+const MAX_FILTER_BYTES: u32 = 512 + 16 * 2048 + 256;
 
-/// Takes one of the VM's `MAX_PENDING` deferral slots, if one is free.
-fn claim_deferral(pending: &Atomic<u32>) -> bool {
+/// How many bytes of replaced filters of a VM may wait for their SRCU grace period at once.
+///
+/// Eight of the largest filters (about 262 KiB), or many more small ones: as long as the
+/// replaced filters fit, `KVM_X86_SET_MSR_FILTER` returns without waiting; one that does not
+/// fit waits for an (expedited) grace period, as upstream does on every call. All of it is
+/// charged to the VM's memory cgroup.
+const MAX_PENDING_BYTES: u32 = 8 * MAX_FILTER_BYTES;
+
+/// Claims `bytes` of the VM's `MAX_PENDING_BYTES` for a deferred free, if they fit.
+fn claim_deferral(pending: &Atomic<u32>, bytes: u32) -> bool {
     let mut cur = pending.load(Relaxed);
-    while cur < MAX_PENDING {
-        match pending.cmpxchg(cur, cur + 1, Acquire) {
+    // `cur <= MAX_PENDING_BYTES` and `bytes <= MAX_FILTER_BYTES`: no overflow.
+    while cur.saturating_add(bytes) <= MAX_PENDING_BYTES {
+        match pending.cmpxchg(cur, cur.saturating_add(bytes), Acquire) {
             Ok(_) => return true,
             Err(now) => cur = now,
         }
     }
     false
+}
+
+/// The slab bytes `node` occupies: the node, its bitmaps and its table.
+fn node_bytes(node: &Node) -> usize {
+    let f = &node.filter;
+    let p: *const Node = node;
+    // SAFETY: `node`, every bitmap and the table are live allocations of the slab allocator.
+    let mut bytes = unsafe { bindings::ksize(p.cast()) };
+    for b in Iterator::chain(f.ranges().map(|r| r.bitmap()), f.table()) {
+        // SAFETY: as above.
+        bytes = bytes.saturating_add(unsafe { bindings::ksize(b.as_ptr().cast()) });
+    }
+    bytes
 }
 
 /// The object behind the VM's filter pointer: a filter and what freeing it after an SRCU grace
@@ -62,14 +80,15 @@ fn claim_deferral(pending: &Atomic<u32>) -> bool {
 /// # Invariants
 ///
 /// `pending` points to the VM's `kvm_msr_filter_vm.pending`, which outlives the node: the VM
-/// waits for SRCU callbacks (`srcu_barrier()`) before it is freed. `deferred` is set only on
-/// replaced nodes that are being freed by an SRCU callback, each counted in `pending`. `waits`
+/// waits for SRCU callbacks (`srcu_barrier()`) before it is freed. `deferred` is nonzero only
+/// on replaced nodes that are being freed by an SRCU callback: the bytes each claimed in
+/// `pending`. `waits`
 /// of the installed node counts the VM's `KVM_X86_SET_MSR_FILTER` calls that waited for a
 /// grace period (carried from node to node under `kvm->lock`).
 pub(crate) struct Node {
     head: Opaque<bindings::callback_head>,
     pending: *const Atomic<u32>,
-    deferred: Atomic<bool>,
+    deferred: Atomic<u32>,
     waits: Atomic<u64>,
     filter: VmFilter,
 }
@@ -85,10 +104,11 @@ unsafe impl Sync for Node {}
 
 impl Drop for Node {
     fn drop(&mut self) {
-        // A deferred node is dropped by its SRCU callback: one replaced filter fewer waits.
-        if self.deferred.load(Relaxed) {
+        // A deferred node is dropped by its SRCU callback: its bytes no longer wait.
+        let bytes = self.deferred.load(Relaxed);
+        if bytes != 0 {
             // SAFETY: by the type invariants `pending` is valid.
-            unsafe { &*self.pending }.fetch_sub(1u32, Release);
+            unsafe { &*self.pending }.fetch_sub(bytes, Release);
         }
     }
 }
@@ -152,7 +172,7 @@ impl FilterAlloc for AccountedAlloc {
             head: Opaque::uninit(),
             // INVARIANT: `self.pending` is the VM's counter, which outlives every node.
             pending: self.pending,
-            deferred: Atomic::new(false),
+            deferred: Atomic::new(0),
             waits: Atomic::new(0),
             filter,
         };
@@ -226,8 +246,8 @@ pub(crate) unsafe extern "C" fn msr_allowed(
 ///
 /// Builds the new filter outside any lock and publishes it under `kvm->lock`. The old filter is
 /// freed by an SRCU callback after its grace period, so the ioctl does not wait for one; to
-/// bound memory, at most `MAX_PENDING` replaced filters per VM wait for their grace period:
-/// while that many do, a further replaced filter is freed after an expedited grace period
+/// bound memory, at most `MAX_PENDING_BYTES` of replaced filters per VM wait for their grace
+/// period: a replaced filter that does not fit is freed after an expedited grace period
 /// (outside `kvm->lock`), as C frees every replaced filter after a grace period.
 /// On any error the installed filter is left untouched. Returns 0 or a negative errno; KVM
 /// requests the intercept recalculation on success.
@@ -261,12 +281,16 @@ pub(crate) unsafe extern "C" fn set_filter(
         new.waits.store(waits, Relaxed);
         let old = filter.replace(Some(new));
         vm.count(Stat::Updates);
-        // A replaced filter is freed by an SRCU callback without waiting, unless
-        // `MAX_PENDING` of them already wait: then it is freed after a grace period, as C
-        // does, so memory stays bounded, and the new node counts one more wait.
-        let deferrable = match old.get() {
-            Some(n) if claim_deferral(pending) => {
-                n.deferred.store(true, Relaxed);
+        // A replaced filter is freed by an SRCU callback without waiting, unless it does not
+        // fit in `MAX_PENDING_BYTES` with those already waiting: then it is freed after a
+        // grace period, as C does, so memory stays bounded, and the new node counts one more
+        // wait.
+        let claim = old
+            .get()
+            .map(|n| (n, u32::try_from(node_bytes(n)).unwrap_or(u32::MAX)));
+        let deferrable = match claim {
+            Some((n, bytes)) if claim_deferral(pending, bytes) => {
+                n.deferred.store(bytes, Relaxed);
                 true
             }
             Some(_) => {
@@ -339,13 +363,7 @@ pub(crate) unsafe extern "C" fn show(
             return;
         };
         let f = &n.filter;
-        let node: *const Node = n;
-        // SAFETY: `node`, every bitmap and the table are live allocations of the slab allocator.
-        let mut bytes = unsafe { bindings::ksize(node.cast()) };
-        for b in Iterator::chain(f.ranges().map(|r| r.bitmap()), f.table()) {
-            // SAFETY: as above.
-            bytes = bytes.saturating_add(unsafe { bindings::ksize(b.as_ptr().cast()) });
-        }
+        let bytes = node_bytes(n);
         let default = if f.default_allow() { "allow" } else { "deny" };
         seq_print!(m, "default: {}\n", default);
         seq_print!(m, "waits: {}\n", n.waits.load(Relaxed));

@@ -80,7 +80,7 @@ impl Vm {
         }
     }
 
-    /// The replaced filters of this VM still waiting for their grace period.
+    /// The slab bytes of this VM's replaced filters still waiting for their grace period.
     pub(crate) fn pending(&self) -> &Atomic<u32> {
         // SAFETY: by the type invariants `pending` is valid as long as `self` and only accessed
         // atomically.

@@ -624,8 +624,12 @@ TEST(bench_file)
 #define REPL_SETS	2000
 #define REPL_SECONDS	150
 #define SLAB_SLACK_KB	2048
-/* Replaced filters that may wait for their grace period (msr_filter.rs). */
-#define MAX_PENDING	8
+/*
+ * Bytes of replaced filters that may wait for their grace period
+ * (MAX_PENDING_BYTES in rust/filter.rs): eight of the largest filters, the
+ * node (kmalloc-512), 16 bitmaps of 0x600 bytes (kmalloc-2048), the table.
+ */
+#define MAX_PENDING	(8 * (512 + 16 * 2048 + 256))
 #define MSR_PROBE	MSR_SYSCALL_MASK
 #define PROBE_VAL	0x700ull
 #define BIG_BASE(i)	((i) ? 0x10000000u + (i) * 0x3000u : 0xc0000000u)
@@ -813,10 +817,10 @@ TEST_F_TIMEOUT(msr_obs, replacement_bound, REPL_SECONDS + 120)
 			if (slab > slab_max)
 				slab_max = slab;
 		}
-		/* Rust shows how many replaced filters wait: never above the bound. */
+		/* Rust shows the bytes of replaced filters waiting: never above the bound. */
 		if (!(i % 4) && dump_read(vm, &d)) {
 			TEST_ASSERT(d.pending <= MAX_PENDING,
-				    "set %d: %lld replaced filters wait for their grace period (bound %d)",
+				    "set %d: %lld bytes of replaced filters wait for their grace period (bound %d)",
 				    i, d.pending, MAX_PENDING);
 			if (d.pending > pending_max)
 				pending_max = d.pending;
@@ -838,7 +842,7 @@ TEST_F_TIMEOUT(msr_obs, replacement_bound, REPL_SECONDS + 120)
 		       impl_name(impl), sets, probes, slab0, slab_max,
 		       slab_max - slab0, slab_end, slab_end - slab0);
 	if (impl == IMPL_RUST && samples) {
-		ksft_print_msg("rust: at most %lld of %d replaced filters pending in %lu samples\n",
+		ksft_print_msg("rust: at most %lld of %d bytes of replaced filters pending in %lu samples\n",
 			       pending_max, MAX_PENDING, samples);
 	}
 	if (kernel_has_kasan_quarantine())
@@ -857,9 +861,9 @@ TEST_F_TIMEOUT(msr_obs, replacement_bound, REPL_SECONDS + 120)
 				    "generation %lld, want %lu", d.generation, sets);
 			/*
 			 * The replaced filters were freed without the ioctl
-			 * waiting, but for the sets that found MAX_PENDING of
-			 * them still pending: those are counted, and cannot be
-			 * all of them.
+			 * waiting, but for the sets that found MAX_PENDING bytes
+			 * of them still pending: those are counted, and cannot
+			 * be all of them.
 			 */
 			ksft_print_msg("rust: %lld of %lu sets waited for a grace period\n",
 				       d.waits, sets);
