@@ -82,14 +82,14 @@ fn node_bytes(node: &Node) -> usize {
 /// `pending` points to the VM's `kvm_msr_filter_vm.pending`, which outlives the node: the VM
 /// waits for SRCU callbacks (`srcu_barrier()`) before it is freed. `deferred` is nonzero only
 /// on replaced nodes that are being freed by an SRCU callback: the bytes each claimed in
-/// `pending`. `waits`
-/// of the installed node counts the VM's `KVM_X86_SET_MSR_FILTER` calls that waited for a
-/// grace period (carried from node to node under `kvm->lock`).
+/// `pending`. `waits` counts the VM's `KVM_X86_SET_MSR_FILTER` calls that waited for a grace
+/// period up to this node's installation: set before the node is published, from its
+/// predecessor's, under `kvm->lock`.
 pub(crate) struct Node {
     head: Opaque<bindings::callback_head>,
     pending: *const Atomic<u32>,
     deferred: Atomic<u32>,
-    waits: Atomic<u64>,
+    waits: u64,
     filter: VmFilter,
 }
 
@@ -97,8 +97,8 @@ pub(crate) struct Node {
 // fine from any thread (the SRCU callback runs in softirq context).
 unsafe impl Send for Node {}
 
-// SAFETY: vCPUs on several CPUs read the installed node at once, through `&Node`: the filter is
-// immutable once published, `deferred` and the counter behind `pending` are atomics, and `head`
+// SAFETY: vCPUs on several CPUs read the installed node at once, through `&Node`: the filter and
+// `waits` are immutable once published, `deferred` and the counter behind `pending` are atomics, and `head`
 // is only touched by `call_srcu()` after the node has been unpublished.
 unsafe impl Sync for Node {}
 
@@ -173,7 +173,7 @@ impl FilterAlloc for AccountedAlloc {
             // INVARIANT: `self.pending` is the VM's counter, which outlives every node.
             pending: self.pending,
             deferred: Atomic::new(0),
-            waits: Atomic::new(0),
+            waits: 0,
             filter,
         };
         KBox::new(node, GFP_KERNEL_ACCOUNT)
@@ -269,36 +269,31 @@ pub(crate) unsafe extern "C" fn set_filter(
     };
     let pending = vm.pending();
     let mut alloc = AccountedAlloc { pending };
-    let new = match build(&desc, &mut alloc, copy_bitmap) {
+    let mut new = match build(&desc, &mut alloc, copy_bitmap) {
         Ok(f) => f.0,
         Err(e) => return to_error(e).to_errno(),
     };
     let filter = vm.filter();
     let (old, deferrable) = {
         let _guard = vm.lock().lock();
-        // The count of waits goes from the installed node to its successor.
-        let waits = filter.read(|n| n.map_or(0, |n| n.waits.load(Relaxed)));
-        new.waits.store(waits, Relaxed);
+        // The installed node, stable under `kvm->lock`. Its replacement is freed by an SRCU
+        // callback without waiting, unless it does not fit in `MAX_PENDING_BYTES` with those
+        // already waiting: then it is freed after a grace period, as C does, so memory stays
+        // bounded, and the new node counts one more wait than the VM had.
+        let (waits, deferrable) = filter.read(|cur| match cur {
+            None => (0, true),
+            Some(n) => {
+                let bytes = u32::try_from(node_bytes(n)).unwrap_or(u32::MAX);
+                let claimed = claim_deferral(pending, bytes);
+                if claimed {
+                    n.deferred.store(bytes, Relaxed);
+                }
+                (n.waits.saturating_add(u64::from(!claimed)), claimed)
+            }
+        });
+        new.waits = waits;
         let old = filter.replace(Some(new));
         vm.count(Stat::Updates);
-        // A replaced filter is freed by an SRCU callback without waiting, unless it does not
-        // fit in `MAX_PENDING_BYTES` with those already waiting: then it is freed after a
-        // grace period, as C does, so memory stays bounded, and the new node counts one more
-        // wait.
-        let claim = old
-            .get()
-            .map(|n| (n, u32::try_from(node_bytes(n)).unwrap_or(u32::MAX)));
-        let deferrable = match claim {
-            Some((n, bytes)) if claim_deferral(pending, bytes) => {
-                n.deferred.store(bytes, Relaxed);
-                true
-            }
-            Some(_) => {
-                filter.read(|n| n.map(|n| n.waits.fetch_add(1, Relaxed)));
-                false
-            }
-            None => true,
-        };
         (old, deferrable)
     };
     // Outside `kvm->lock`: never wait for SRCU with it held, vCPUs may take it inside their
@@ -366,7 +361,7 @@ pub(crate) unsafe extern "C" fn show(
         let bytes = node_bytes(n);
         let default = if f.default_allow() { "allow" } else { "deny" };
         seq_print!(m, "default: {}\n", default);
-        seq_print!(m, "waits: {}\n", n.waits.load(Relaxed));
+        seq_print!(m, "waits: {}\n", n.waits);
         seq_print!(m, "bytes: {}\n", bytes);
         let shape = |access| match f.lookup_shape(access) {
             Shape::Scan(n) => ("scan", n),
