@@ -387,10 +387,7 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         // because the bitmap holds at least ceil(nmsrs / 8) bytes; `get`
         // avoids a panic path anyway (a missing byte reads as "deny").
         match self.bitmaps.get(s) {
-            Some(Some(b)) => match b.get((off / 8) as usize) {
-                Some(byte) => (byte >> (off % 8)) & 1 != 0,
-                None => false,
-            },
+            Some(Some(b)) => test_bytes(b, off),
             _ => false,
         }
     }
