@@ -4,7 +4,7 @@
  * with its data layout (struct msr_bitmap_range, struct kvm_x86_msr_filter
  * of arch/x86/kvm/msrs.c) and its loop (kvm_msr_allowed_c() there: the
  * x2APIC check, then the first range that covers the index and has the
- * access type's flag decides with test_bit() on unsigned long words).
+ * access type's flag decides with x86's test_bit(), a BT on the bitmap).
  * Only the SRCU read-side section and the struct kvm plumbing are left
  * out; build.rs compiles this with clang at the kernel's -O2 and code
  * generation flags, and the benchmark calls it from the same process as
@@ -17,8 +17,6 @@
 typedef uint8_t u8;
 typedef uint32_t u32;
 
-#define BITS_PER_LONG	(8 * sizeof(unsigned long))
-#define noinline	__attribute__((__noinline__))
 
 struct msr_bitmap_range {
 	u32 flags;
@@ -33,14 +31,25 @@ struct kvm_x86_msr_filter {
 	struct msr_bitmap_range ranges[16];
 };
 
-/* The generic test_bit() of include/asm-generic/bitops/generic-non-atomic.h. */
-static inline bool test_bit(unsigned long nr, const unsigned long *addr)
+/*
+ * test_bit() as x86 compiles it for a variable bit number:
+ * variable_test_bit() of arch/x86/include/asm/bitops.h, a BT on memory
+ * (there the pointer is also volatile, which the asm volatile and the
+ * memory clobber already imply for this code).
+ */
+static inline bool test_bit(long nr, const unsigned long *addr)
 {
-	return 1UL & (addr[nr / BITS_PER_LONG] >> (nr & (BITS_PER_LONG - 1)));
+	bool oldbit;
+
+	asm volatile("btq %2,%1"
+		     : "=@ccc" (oldbit)
+		     : "m" (*(unsigned long *)addr), "Ir" (nr) : "memory");
+	return oldbit;
 }
 
-noinline bool upstream_msr_allowed(const struct kvm_x86_msr_filter *msr_filter,
-				   u32 index, u32 type)
+/* Out of line: Rust calls it across the object boundary, without LTO. */
+bool upstream_msr_allowed(const struct kvm_x86_msr_filter *msr_filter,
+			  u32 index, u32 type)
 {
 	const struct msr_bitmap_range *ranges;
 	bool allowed;
