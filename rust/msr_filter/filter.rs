@@ -62,10 +62,9 @@ impl MsrAccess {
         }
     }
 
-    /// Index of this access type's lookup plan and table slot: 0 for reads,
-    /// 1 for writes (the flag shifted right by one).
-    const fn table(self) -> usize {
-        (self as usize) >> 1
+    /// Index of this access type's lookup plan: its flag (1 or 2).
+    const fn plan(self) -> usize {
+        self as usize
     }
 }
 
@@ -197,9 +196,14 @@ pub enum Shape {
 /// # Invariants
 ///
 /// If `n <= SCAN_MAX`, `scan[..n]` are the slots, in filter order, of every
-/// reachable range with this access type's flag. Otherwise `n` is
-/// `PLAN_SEARCH` and the filter has a table.
+/// reachable range with one of the plan's flags (`KVM_MSR_FILTER_READ`,
+/// `KVM_MSR_FILTER_WRITE` or both, see [`Filter`]). Otherwise `n` is
+/// `PLAN_SEARCH`: for a read or a write plan the filter has a table, for the
+/// plan of both flags lookups take the linear scan.
+///
+/// Eight bytes: a lookup finds its plan with one scaled index.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(8))]
 struct Plan {
     n: u8,
     scan: [u8; SCAN_MAX],
@@ -236,7 +240,11 @@ const fn table_entry(start: u32, read: u8, write: u8) -> u64 {
 /// - Slots `0..count` hold the accepted ranges in order: `flags[s]` is
 ///   nonzero, `bitmaps[s]` is `Some` with [`bitmap_size`]`(nmsrs[s])` bytes;
 ///   later slots are empty (`flags` 0, `bitmaps` `None`).
-/// - `plans[t]` describes the lookup of access type `t` (see [`Plan`]).
+/// - `plans[t]` describes the lookups of a C `type` whose bits 1:0 are `t`
+///   (see [`Plan`]): upstream tests `flags & type` and every range's flags
+///   are within bits 1:0, so those two bits are all of `type` that counts.
+///   `plans[0]` (no flag: only the default) is empty, `plans[1]` is for
+///   reads, `plans[2]` for writes, `plans[3]` for either flag.
 /// - `table`, if any, holds entries ([`table_entry`]) sorted by strictly
 ///   increasing start, all above 0; with `first` as the entry of the
 ///   interval starting at 0, the entry with the largest start at or below an
@@ -248,7 +256,7 @@ pub struct Filter<B> {
     count: u8,
     flags: [u8; KVM_MSR_FILTER_MAX_RANGES],
     first: u16,
-    plans: [Plan; 2],
+    plans: [Plan; 4],
     bases: [u32; KVM_MSR_FILTER_MAX_RANGES],
     nmsrs: [u32; KVM_MSR_FILTER_MAX_RANGES],
     bitmaps: [Option<B>; KVM_MSR_FILTER_MAX_RANGES],
@@ -266,7 +274,7 @@ impl<B> Filter<B> {
             count: 0,
             flags: [0; KVM_MSR_FILTER_MAX_RANGES],
             first: table_entry(0, SLOT_DEFAULT, SLOT_DEFAULT) as u16,
-            plans: [Plan::EMPTY; 2],
+            plans: [Plan::EMPTY; 4],
             bases: [0; KVM_MSR_FILTER_MAX_RANGES],
             nmsrs: [0; KVM_MSR_FILTER_MAX_RANGES],
             bitmaps: [const { None }; KVM_MSR_FILTER_MAX_RANGES],
@@ -310,11 +318,19 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
     /// default action applies when there is none.
     #[inline]
     pub fn allowed(&self, index: u32, access: MsrAccess) -> bool {
+        self.allowed_raw(index, access.flag())
+    }
+
+    /// Like [`Filter::allowed`] but with the raw C `type` value, any value:
+    /// the result is upstream's for every `type` (KVM passes only 1 and 2).
+    #[inline]
+    pub fn allowed_raw(&self, index: u32, ty: u32) -> bool {
         if is_x2apic_msr(index) {
             return true;
         }
-        let t = access.table();
-        let plan = &self.plans[t % 2];
+        // Only bits 1:0 of `type` can meet a range's flags.
+        let t = (ty & (KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)) as usize;
+        let plan = &self.plans[t % 4];
         let n = usize::from(plan.n);
         if n <= SCAN_MAX {
             for &s in plan.scan.iter().take(n) {
@@ -329,15 +345,15 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         self.allowed_search(index, t)
     }
 
-    /// The lookup of a [`Shape::Search`] access type `t`. Not inlined: the
-    /// scans stay free of the search's register needs.
+    /// The lookup of plan `t` when it is not a scan: a search of the table
+    /// for a read or a write, upstream's linear scan for both flags. Not
+    /// inlined: the scans stay free of the search's register needs.
     #[inline(never)]
     fn allowed_search(&self, index: u32, t: usize) -> bool {
-        let slots = self.search(index);
-        let slot = if t == 0 {
-            slots as u8
-        } else {
-            (slots >> 8) as u8
+        let slot = match t as u32 {
+            KVM_MSR_FILTER_READ => self.search(index) as u8,
+            KVM_MSR_FILTER_WRITE => (self.search(index) >> 8) as u8,
+            _ => return self.allowed_linear(index, KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE),
         };
         if slot == SLOT_DEFAULT {
             return self.default_allow;
@@ -394,7 +410,7 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
 
     /// How a lookup for `access` proceeds in this filter.
     pub fn lookup_shape(&self, access: MsrAccess) -> Shape {
-        let plan = self.plans.get(access.table()).unwrap_or(&Plan::EMPTY);
+        let plan = self.plans.get(access.plan()).unwrap_or(&Plan::EMPTY);
         if usize::from(plan.n) <= SCAN_MAX {
             return Shape::Scan(u32::from(plan.n));
         }
@@ -414,17 +430,6 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
     /// The interval table, if the filter has a nonempty one.
     pub fn table(&self) -> Option<&[u8]> {
         self.table.as_deref().filter(|t| !t.is_empty())
-    }
-
-    /// Like [`Filter::allowed`] but with the raw C `type` value.
-    ///
-    /// Values other than 1 and 2 (KVM never passes them) fall back to the
-    /// linear scan, so that the result is still exactly upstream's.
-    pub fn allowed_raw(&self, index: u32, ty: u32) -> bool {
-        match MsrAccess::from_type(ty) {
-            Some(access) => self.allowed(index, access),
-            None => is_x2apic_msr(index) || self.allowed_linear(index, ty),
-        }
     }
 
     /// Upstream's linear first-match scan, without the x2APIC exemption.
@@ -470,7 +475,12 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         B: DerefMut,
     {
         let mut search = false;
-        for (t, flag) in [(0, KVM_MSR_FILTER_READ), (1, KVM_MSR_FILTER_WRITE)] {
+        // `plans[0]` stays empty: no range has a flag of type 0.
+        for flag in [
+            KVM_MSR_FILTER_READ,
+            KVM_MSR_FILTER_WRITE,
+            KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+        ] {
             let mut plan = Plan::EMPTY;
             let mut n = 0usize;
             for s in self.active(flag) {
@@ -485,9 +495,10 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
                 plan.n = n as u8;
             } else {
                 plan.n = PLAN_SEARCH;
-                search = true;
+                // Both flags together take the linear scan: no table for them.
+                search |= flag != KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
             }
-            if let Some(p) = self.plans.get_mut(t) {
+            if let Some(p) = self.plans.get_mut(flag as usize) {
                 *p = plan;
             }
         }

@@ -291,7 +291,9 @@ pub fn assert_lookups_agree(f: &Filter<Vec<u8>>, rf: &RefFilter, indices: &[u32]
             );
             assert!(msr_filter::msr_allowed::<Vec<u8>>(None, i, access));
         }
-        for ty in [0u32, 3, 4, 0xffff_ffff] {
+        // Any type: only bits 1:0 can meet a range's flags, the lookup keys
+        // its plan on them alone.
+        for ty in [0u32, 3, 4, 5, 6, 7, 0x8000_0002, 0xffff_fffd, 0xffff_ffff] {
             assert_eq!(
                 f.allowed_raw(i, ty),
                 ref_allowed(Some(rf), i, ty),
