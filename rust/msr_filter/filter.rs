@@ -434,7 +434,8 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
 
     /// Upstream's linear first-match scan, without the x2APIC exemption.
     ///
-    /// Slow path kept for unusual `ty` values and for self-checks.
+    /// The lookup of a `type` with both flag bits when more than [`SCAN_MAX`]
+    /// ranges can match (KVM never passes such a `type`), and the self-checks.
     pub fn allowed_linear(&self, index: u32, ty: u32) -> bool {
         for r in self.ranges() {
             let end = r.base.wrapping_add(r.nmsrs);
