@@ -236,10 +236,38 @@ pub(crate) unsafe extern "C" fn msr_allowed(
     }
     // SAFETY: KVM passes the `kvm_msr_filter_vm` of a live VM using this module.
     let vm = unsafe { Vm::from_raw(vm) };
-    vm.filter().read(|n| match n {
+    vm.filter().read(|n| lookup(n, index, ty))
+}
+
+/// [`msr_allowed`] for a caller inside a read-side critical section of `kvm->srcu` (KVM's MSR
+/// exit handlers and emulator, under `KVM_RUN`): no nested critical section is entered.
+///
+/// # Safety
+///
+/// As for [`msr_allowed`]; the caller is inside a read-side critical section of the VM's
+/// `kvm->srcu` for the whole call.
+pub(crate) unsafe extern "C" fn msr_allowed_held(
+    vm: *mut bindings::kvm_msr_filter_vm,
+    index: u32,
+    ty: u32,
+) -> bool {
+    if is_x2apic_msr(index) {
+        return true;
+    }
+    // SAFETY: KVM passes the `kvm_msr_filter_vm` of a live VM using this module.
+    let vm = unsafe { Vm::from_raw(vm) };
+    // SAFETY: the caller is inside a read-side critical section of `kvm->srcu`, which protects
+    // the filter pointer, until this returns.
+    unsafe { vm.filter().read_held(|n| lookup(n, index, ty)) }
+}
+
+/// The lookup in the installed filter `n`: without one, every MSR is allowed.
+#[inline(always)]
+fn lookup(n: Option<&Node>, index: u32, ty: u32) -> bool {
+    match n {
         Some(n) => n.filter.allowed_raw(index, ty),
         None => true,
-    })
+    }
 }
 
 /// `KVM_X86_SET_MSR_FILTER` (or, with `compat`, its 32-bit form) with the argument at `argp`.

@@ -6,7 +6,8 @@
 //! it is registered latches it, holds a reference on the module until the VM is destroyed, and
 //! gets from it:
 //!
-//! - `kvm_msr_allowed()`: the lookup, under SRCU read protection of `kvm->srcu` ([`filter`]);
+//! - `kvm_msr_allowed()`: the lookup, under SRCU read protection of `kvm->srcu`, which the MSR
+//!   exit handlers and the emulator already hold ([`filter`]);
 //! - `KVM_X86_SET_MSR_FILTER` and its compat form: copy, validation and build, publication
 //!   under `kvm->lock`, grace period outside it, free ([`filter`]);
 //! - `KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)`, the exit to userspace and its
@@ -68,6 +69,7 @@ impl Registration {
                 let ops = bindings::kvm_msr_filter_ops {
                     owner: module.as_ptr(),
                     msr_allowed: Some(filter::msr_allowed),
+                    msr_allowed_held: Some(filter::msr_allowed_held),
                     set_filter: Some(filter::set_filter),
                     enable_user_space_msr: Some(vcpu::enable_user_space_msr),
                     msr_user_space: Some(vcpu::msr_user_space),

@@ -102,7 +102,8 @@ def fmt(v):
 
 # Derived rows: the search alone, i.e. a lookup's median minus the median
 # of the same call with no filter installed (lookup_0r, the fixed cost of
-# the call and of the SRCU read-side section, the same code in C and Rust).
+# the call, with C's own SRCU read-side section: each implementation's own
+# fixed cost is taken out).
 base = rows.get("lookup_0r", {})
 for metric in list(order):
     if not re.match(r"^lookup_\d+r_(hit|miss)$", metric):
@@ -139,7 +140,7 @@ for i, row in enumerate(out):
         print("-+-".join("-" * x for x in w))
 print("C/Rust = C median / Rust median: how many times lower Rust's figure is (> 1: Rust better).")
 if base:
-    print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without the call and SRCU costs both share.")
+    print("<lookup>-0r = that lookup's median minus lookup_0r's (no filter installed): the search alone, without that implementation's fixed cost (the call, and C's SRCU section).")
 for metric in order:
     if not metric.startswith("setlat_"):
         continue

@@ -8,11 +8,13 @@
  * implementation is measured, labelled "c".
  *
  * Parts (default: all, in this order):
- *   lookup   in-kernel kvm_msr_allowed() cost through the per-VM debugfs
- *            file msr_filter_bench, 1/2/4/8/16 disjoint ranges, index hitting
- *            the last range ("hit") or no range ("miss"); ns per lookup.
- *            "lookup_0r" is the same call with no filter installed: the
- *            fixed cost (call, SRCU read-side section) without any search.
+ *   lookup   in-kernel cost of the MSR exit handlers' filter lookup
+ *            (inside kvm->srcu, as under KVM_RUN) through the per-VM
+ *            debugfs file msr_filter_bench, 1/2/4/8/16 disjoint ranges,
+ *            index hitting the last range ("hit") or no range ("miss"); ns
+ *            per lookup.  "lookup_0r" is the same call with no filter
+ *            installed: the fixed cost (call, and C's own SRCU read-side
+ *            section) without any search.
  *   setlat   KVM_X86_SET_MSR_FILTER latency (CLOCK_MONOTONIC around the
  *            ioctl; median, mean and p99) and how many of the sets waited
  *            for a grace period, with 0..N vCPUs busy in KVM_RUN, their guests spinning
