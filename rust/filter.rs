@@ -394,6 +394,7 @@ pub(crate) unsafe extern "C" fn show(
         let shape = |access| match f.lookup_shape(access) {
             Shape::Scan(n) => ("scan", n),
             Shape::Search(n) => ("search", n),
+            Shape::Bucket(n) => ("bucket", n),
         };
         let (read, write) = (shape(MsrAccess::Read), shape(MsrAccess::Write));
         seq_print!(

@@ -12,18 +12,27 @@
 //!
 //! Upstream scans the ranges linearly and lets the *first* range that covers
 //! the index and has the access type's flag decide. Here [`build`] picks, per
-//! filter and per access type, the cheaper of two shapes ([`Shape`]):
+//! filter and per access type, the cheapest of three shapes ([`Shape`]):
 //!
 //! - [`Shape::Scan`]: with at most [`SCAN_MAX`] ranges that have the access
 //!   type's flag (and can match at all), those ranges, in filter order, with
 //!   one unsigned comparison each (`index - base < nmsrs`) and no flag test;
-//! - [`Shape::Search`]: with more, a binary search of a table of
-//!   the disjoint intervals the ranges cut the index space into, each mapped
-//!   to the range the linear scan would pick for a read and for a write (or
-//!   to the default). The table is allocated to the size of the intervals
-//!   used: at most 32 entries of 8 bytes, the first interval (from index 0)
-//!   being kept in the filter itself. Six probes at most, where upstream's
-//!   loop costs up to 16 range checks.
+//! - with more, a lookup of the disjoint intervals the ranges cut the index
+//!   space into, each mapped to the range the linear scan would pick for a
+//!   read and for a write (or to the default), the first interval (from
+//!   index 0, up to `lo`) being kept in the filter itself:
+//!   - [`Shape::Bucket`]: if some power of two `1 << shift` cuts the indices
+//!     from `lo` on into [`BUCKETS`] buckets (the last one open-ended) such
+//!     that at most one interval starts strictly inside each bucket, a
+//!     bucket table of [`BUCKETS`] 8-byte entries: the entry of bucket
+//!     `min((index - lo) >> shift, BUCKETS - 1)` holds that start (the
+//!     split) and the intervals' slots below and at or above it. One load
+//!     and one comparison, at any number of ranges; 128 bytes. The build
+//!     takes the smallest such shift;
+//!   - [`Shape::Search`]: otherwise, a binary search of a table of the
+//!     intervals, allocated to their number: at most 32 entries of 8 bytes.
+//!     Six probes at most, where upstream's loop costs up to 16 range
+//!     checks.
 //!
 //! Either way one bitmap byte decides.
 
@@ -102,7 +111,7 @@ pub trait FilterAlloc {
     /// A buffer of any other length is treated as an allocation failure.
     fn alloc_bitmap(&mut self, len: usize) -> Result<Self::Bitmap, Errno>;
 
-    /// Allocates the interval table of a filter: exactly `len` bytes, at
+    /// Allocates the interval or bucket table of a filter: exactly `len` bytes, at
     /// most `TABLE_MAX * TABLE_ENTRY_SIZE` (256), contents need not be zeroed.
     ///
     /// Only filters with more than [`SCAN_MAX`] ranges of an access type
@@ -176,10 +185,23 @@ pub const TABLE_STEPS: u32 = 6;
 /// Slot value meaning "no range: use the default action".
 const SLOT_DEFAULT: u8 = u8::MAX;
 
+/// Number of buckets of a bucket table (see [`Shape::Bucket`]).
+pub const BUCKETS: usize = 16;
+/// Size in bytes of a bucket table: one table entry per bucket.
+pub const BUCKET_TABLE_SIZE: usize = BUCKETS * TABLE_ENTRY_SIZE;
+
+/// `Plan::shift` of a plan whose table is an interval table.
+const NO_BUCKETS: u8 = u8::MAX;
+
+/// One past the largest index.
+const END_ALL: u64 = 1 << 32;
+
 const _: () = assert!((1usize << TABLE_STEPS) > TABLE_MAX);
 const _: () = assert!((1usize << (TABLE_STEPS - 1)) <= TABLE_MAX);
 const _: () = assert!(KVM_MSR_FILTER_MAX_RANGES < SLOT_DEFAULT as usize);
 const _: () = assert!(SCAN_MAX <= KVM_MSR_FILTER_MAX_RANGES && SCAN_MAX < u8::MAX as usize);
+const _: () =
+    assert!(BUCKETS.is_power_of_two() && BUCKET_TABLE_SIZE <= TABLE_MAX * TABLE_ENTRY_SIZE);
 
 /// How a lookup of one access type finds the deciding range of a filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +211,10 @@ pub enum Shape {
     /// The interval table is searched in the given number of probes (1 to
     /// [`TABLE_STEPS`]).
     Search(u32),
+    /// The bucket table is looked up: [`BUCKETS`] buckets of `1 << n`
+    /// indices (n from 0 to 31) each, the last one to the end of the index
+    /// space.
+    Bucket(u32),
 }
 
 /// What a lookup of one access type does.
@@ -199,7 +225,9 @@ pub enum Shape {
 /// reachable range with one of the plan's flags (`KVM_MSR_FILTER_READ`,
 /// `KVM_MSR_FILTER_WRITE` or both, see [`Filter`]). Otherwise `n` is
 /// `PLAN_SEARCH`: for a read or a write plan the filter has a table, for the
-/// plan of both flags lookups take the linear scan.
+/// plan of both flags lookups take the linear scan. `shift` is below 32 for
+/// a read or a write plan whose filter has a bucket table with buckets of
+/// `1 << shift` indices, and `NO_BUCKETS` otherwise.
 ///
 /// Eight bytes: a lookup finds its plan with one scaled index.
 #[derive(Clone, Copy, Debug)]
@@ -207,15 +235,17 @@ pub enum Shape {
 struct Plan {
     n: u8,
     scan: [u8; SCAN_MAX],
+    shift: u8,
 }
 
-/// `Plan::n` of an access type whose lookups search the table.
+/// `Plan::n` of an access type whose lookups go to the table.
 const PLAN_SEARCH: u8 = u8::MAX;
 
 impl Plan {
     const EMPTY: Plan = Plan {
         n: 0,
         scan: [0; SCAN_MAX],
+        shift: NO_BUCKETS,
     };
 }
 
@@ -229,6 +259,54 @@ const fn table_key(index: u32) -> u64 {
 /// A table entry: the interval starting at `start` and its read and write slots.
 const fn table_entry(start: u32, read: u8, write: u8) -> u64 {
     ((start as u64) << 16) | ((write as u64) << 8) | read as u64
+}
+
+/// A bucket-table entry: `split` in bits 31:0, then the slots (read in the
+/// low byte, write in the high byte) of the bucket's indices below `split`
+/// in bits 47:32 and of those at or above it in bits 63:48.
+const fn bucket_entry(split: u32, below: u16, above: u16) -> u64 {
+    ((above as u64) << 48) | ((below as u64) << 32) | split as u64
+}
+
+/// The bucket table of the intervals `entries` ([`table_entry`]s by strictly
+/// increasing start, the first at 0) for buckets of `1 << shift` indices
+/// from `lo` on, or `None` if a bucket holds more than one interval start.
+///
+/// Bucket `b` holds the indices from `lo + (b << shift)` to the next
+/// bucket's first, the last bucket all indices above; `shift` is below 32.
+fn bucket_table(entries: &[u64], lo: u32, shift: u32) -> Option<[u64; BUCKETS]> {
+    let mut table = [0u64; BUCKETS];
+    // `entries[..p]` start at or below the current bucket's first index.
+    let mut p = 0usize;
+    for (b, slot) in (0..BUCKETS as u64).zip(table.iter_mut()) {
+        // Below 2^32 + 2^36, and `p` at most `entries.len()`: the wrapping
+        // operations do not wrap (and leave no overflow check in the kernel).
+        let first = u64::from(lo).wrapping_add(b << (shift % 32));
+        let next = if b.wrapping_add(1) == BUCKETS as u64 {
+            END_ALL
+        } else {
+            END_ALL.min(u64::from(lo).wrapping_add(b.wrapping_add(1) << (shift % 32)))
+        };
+        while entries.get(p).is_some_and(|&e| e >> 16 <= first) {
+            p = p.wrapping_add(1);
+        }
+        let below = p
+            .checked_sub(1)
+            .and_then(|k| entries.get(k))
+            .map_or(u16::MAX, |&e| e as u16);
+        let mut inside = entries
+            .get(p..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|&&e| e >> 16 < next);
+        *slot = match (inside.next(), inside.next()) {
+            // No split: `above` for every index of the bucket.
+            (None, _) => bucket_entry(0, below, below),
+            (Some(&e), None) => bucket_entry((e >> 16) as u32, below, e as u16),
+            _ => return None,
+        };
+    }
+    Some(table)
 }
 
 /// A built MSR filter (upstream's `struct kvm_x86_msr_filter`).
@@ -245,17 +323,24 @@ const fn table_entry(start: u32, read: u8, write: u8) -> u64 {
 ///   are within bits 1:0, so those two bits are all of `type` that counts.
 ///   `plans[0]` (no flag: only the default) is empty, `plans[1]` is for
 ///   reads, `plans[2]` for writes, `plans[3]` for either flag.
-/// - `table`, if any, holds entries ([`table_entry`]) sorted by strictly
-///   increasing start, all above 0; with `first` as the entry of the
-///   interval starting at 0, the entry with the largest start at or below an
-///   index names, for each access type, the slot of the first reachable range
-///   with that type's flag that covers the index, or `SLOT_DEFAULT`.
+/// - `first` is the entry (bits 15:0) of the interval starting at 0. If the
+///   read and write plans that are not scans have a `shift` other than
+///   `NO_BUCKETS` (they all have the same), `table` is a bucket table:
+///   [`BUCKETS`] entries ([`bucket_entry`]), entry `b` for the indices from
+///   `lo + (b << shift)` below the next entry's (the last entry for all
+///   indices above), `lo` being where the second interval starts, as
+///   [`bucket_table`] makes them. Otherwise `table`, if any, is an interval
+///   table: entries ([`table_entry`]) sorted by strictly increasing start,
+///   all above 0; with `first`, the entry with the largest start at or below
+///   an index names, for each access type, the slot of the first reachable
+///   range with that type's flag that covers the index, or `SLOT_DEFAULT`.
 #[derive(Debug)]
 pub struct Filter<B> {
     default_allow: bool,
     count: u8,
     flags: [u8; KVM_MSR_FILTER_MAX_RANGES],
     first: u16,
+    lo: u32,
     plans: [Plan; 4],
     bases: [u32; KVM_MSR_FILTER_MAX_RANGES],
     nmsrs: [u32; KVM_MSR_FILTER_MAX_RANGES],
@@ -274,6 +359,7 @@ impl<B> Filter<B> {
             count: 0,
             flags: [0; KVM_MSR_FILTER_MAX_RANGES],
             first: table_entry(0, SLOT_DEFAULT, SLOT_DEFAULT) as u16,
+            lo: 0,
             plans: [Plan::EMPTY; 4],
             bases: [0; KVM_MSR_FILTER_MAX_RANGES],
             nmsrs: [0; KVM_MSR_FILTER_MAX_RANGES],
@@ -342,24 +428,71 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             }
             return self.default_allow;
         }
-        self.allowed_search(index, t)
+        match t as u32 {
+            KVM_MSR_FILTER_READ => self.allowed_table::<false>(index),
+            KVM_MSR_FILTER_WRITE => self.allowed_table::<true>(index),
+            _ => self.allowed_both(index),
+        }
     }
 
-    /// The lookup of plan `t` when it is not a scan: a search of the table
-    /// for a read or a write, upstream's linear scan for both flags. Not
-    /// inlined: the scans stay free of the search's register needs.
+    /// The lookup of a `type` with both flags when more than [`SCAN_MAX`]
+    /// ranges can match: upstream's linear scan.
     #[inline(never)]
-    fn allowed_search(&self, index: u32, t: usize) -> bool {
-        let slot = match t as u32 {
-            KVM_MSR_FILTER_READ => self.search(index) as u8,
-            KVM_MSR_FILTER_WRITE => (self.search(index) >> 8) as u8,
-            _ => return self.allowed_linear(index, KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE),
+    fn allowed_both(&self, index: u32) -> bool {
+        self.allowed_linear(index, KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)
+    }
+
+    /// The lookup of a read (`WRITE` false) or a write whose plan is not a
+    /// scan: through the bucket table or a search of the interval table.
+    /// Not inlined: the scans stay free of the table lookup's register needs.
+    #[inline(never)]
+    fn allowed_table<const WRITE: bool>(&self, index: u32) -> bool {
+        let (plan, sel) = if WRITE {
+            (KVM_MSR_FILTER_WRITE, 8)
+        } else {
+            (KVM_MSR_FILTER_READ, 0)
         };
-        if slot == SLOT_DEFAULT {
-            return self.default_allow;
+        let shift = self.plans[plan as usize % 4].shift;
+        let slots = if shift != NO_BUCKETS {
+            self.bucket(index, shift)
+        } else {
+            self.search(index)
+        };
+        // `SLOT_DEFAULT` is no slot: the default action.
+        let s = usize::from((slots >> sel) as u8);
+        match (self.bitmaps.get(s), self.bases.get(s)) {
+            (Some(Some(b)), Some(&base)) => test_bytes(b, index.wrapping_sub(base)),
+            _ => self.default_allow,
         }
-        let s = usize::from(slot) % KVM_MSR_FILTER_MAX_RANGES;
-        self.test(s, index.wrapping_sub(self.bases[s]))
+    }
+
+    /// The two slots (read in bits 7:0, write in bits 15:8) of the interval
+    /// holding `index`, from the bucket table: `first` below `lo`, else the
+    /// entry of bucket `(index - lo) >> shift` (the last one beyond them)
+    /// gives them, depending on which side of its split `index` is.
+    #[inline]
+    fn bucket(&self, index: u32, shift: u8) -> u16 {
+        let Some(off) = index.checked_sub(self.lo) else {
+            return self.first;
+        };
+        let b = (off >> (shift % 32)).min(BUCKETS as u32 - 1) as usize;
+        let Some(table) = self
+            .table
+            .as_deref()
+            .and_then(|t| t.first_chunk::<BUCKET_TABLE_SIZE>())
+        else {
+            return u16::MAX;
+        };
+        let (entries, _) = table.as_chunks::<TABLE_ENTRY_SIZE>();
+        let e = match entries.get(b % BUCKETS) {
+            Some(e) => u64::from_le_bytes(*e),
+            None => return u16::MAX,
+        };
+        if index >= e as u32 {
+            (e >> 48) as u16
+        } else {
+            (e >> 32) as u16
+        }
     }
 
     /// The two slots (read in bits 7:0, write in bits 15:8) of the interval
@@ -414,6 +547,9 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         if usize::from(plan.n) <= SCAN_MAX {
             return Shape::Scan(u32::from(plan.n));
         }
+        if plan.shift != NO_BUCKETS {
+            return Shape::Bucket(u32::from(plan.shift));
+        }
         let entries = self
             .table
             .as_ref()
@@ -422,12 +558,12 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         Shape::Search(usize::BITS.saturating_sub(entries.leading_zeros()))
     }
 
-    /// Size in bytes of the interval table (0 without one).
+    /// Size in bytes of the interval or bucket table (0 without one).
     pub fn table_bytes(&self) -> usize {
         self.table().map_or(0, <[u8]>::len)
     }
 
-    /// The interval table, if the filter has a nonempty one.
+    /// The interval or bucket table, if the filter has a nonempty one.
     pub fn table(&self) -> Option<&[u8]> {
         self.table.as_deref().filter(|t| !t.is_empty())
     }
@@ -548,12 +684,41 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             }
         }
         // `entries[0]` starts at 0 (the smallest bound): it stays in the
-        // filter, the others go to a table of their exact size.
-        let (first, rest) = entries
-            .get(..n)
-            .unwrap_or(&[])
-            .split_first()
-            .unwrap_or((&0, &[]));
+        // filter.
+        let entries = entries.get(..n).unwrap_or(&[]);
+        let (first, rest) = entries.split_first().unwrap_or((&0, &[]));
+        self.first = *first as u16;
+        // A bucket table if some bucket size leaves at most one interval
+        // start inside each bucket (the smallest such size), else the other
+        // intervals go to an interval table of their exact size.
+        if let Some(&second) = rest.first() {
+            let lo = (second >> 16) as u32;
+            if let Some((shift, buckets)) =
+                (0..u32::BITS).find_map(|s| Some((s, bucket_table(entries, lo, s)?)))
+            {
+                let mut table = alloc.alloc_table(BUCKET_TABLE_SIZE)?;
+                if table.len() != BUCKET_TABLE_SIZE {
+                    return Err(Errno::NoMem);
+                }
+                let (chunks, _) = table.as_chunks_mut::<TABLE_ENTRY_SIZE>();
+                for (c, e) in chunks.iter_mut().zip(buckets) {
+                    *c = e.to_le_bytes();
+                }
+                for flag in [KVM_MSR_FILTER_READ, KVM_MSR_FILTER_WRITE] {
+                    if let Some(p) = self.plans.get_mut(flag as usize) {
+                        if p.n == PLAN_SEARCH {
+                            // Below 32: fits.
+                            p.shift = shift as u8;
+                        }
+                    }
+                }
+                // INVARIANT: `bucket_table()`'s table for `lo` and the
+                // plans' shift; `first` is the interval below `lo`.
+                self.lo = lo;
+                self.table = Some(table);
+                return Ok(());
+            }
+        }
         let len = rest.len().saturating_mul(TABLE_ENTRY_SIZE);
         let mut table = alloc.alloc_table(len)?;
         if table.len() != len {
@@ -564,7 +729,6 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
             *c = e.to_le_bytes();
         }
         // INVARIANT: sorted, distinct starts above 0 (`first` is the one at 0).
-        self.first = *first as u16;
         self.table = Some(table);
         Ok(())
     }

@@ -596,8 +596,11 @@ fn d_sixteen_ranges_match_reference() {
 #[test]
 fn d_shape_follows_the_ranges_used() {
     // Up to SCAN_MAX ranges of an access type are scanned in order; with
-    // more, the interval table is searched in ceil(log2(intervals)) probes
-    // and sized to the intervals (8 bytes each, the first one excluded).
+    // more, a bucket table (BUCKETS entries of 8 bytes) is looked up if
+    // some bucket size leaves at most one interval start inside each
+    // bucket, else the interval table is searched in
+    // ceil(log2(intervals)) probes and sized to the intervals (8 bytes
+    // each, the first one excluded).
     let mut mem = RegionMem::default();
     let p = mapped(&mut mem, 0, vec![0xff; 8]);
     let shapes = |f: &Filter<Vec<u8>>| {
@@ -623,20 +626,16 @@ fn d_shape_follows_the_ranges_used() {
     };
     let f = build_simple(&desc(0, &disjoint(max, 3)), &mut mem).unwrap();
     assert_eq!(shapes(&f), (Shape::Scan(max), Shape::Scan(max), 0));
-    // One more: 2 * (max + 1) + 1 intervals, the first kept in the filter.
+    // One more: 2 * (max + 1) + 1 intervals, starting 0x40 apart and then
+    // 0xc0 apart: buckets of 0x80.
     let n = max + 1;
     let f = build_simple(&desc(0, &disjoint(n, 3)), &mut mem).unwrap();
-    let probes = u32::BITS - (2 * n + 1 - 1).leading_zeros();
-    assert_eq!(
-        shapes(&f),
-        (
-            Shape::Search(probes),
-            Shape::Search(probes),
-            16 * n as usize
-        )
-    );
+    let bucket = Shape::Bucket(7);
+    assert_eq!(shapes(&f), (bucket, bucket, filter::BUCKET_TABLE_SIZE));
     // The two access types choose their shapes independently; the table
-    // covers the intervals of both.
+    // covers the intervals of both. The write range's bounds, 8 apart and
+    // far above the others, share a bucket at every bucket size that
+    // reaches them: the interval table is searched.
     let mut mixed = disjoint(n, KVM_MSR_FILTER_READ);
     mixed.push(rd(KVM_MSR_FILTER_WRITE, 0x10_0000, 8, p));
     let f = build_simple(&desc(0, &mixed), &mut mem).unwrap();
@@ -646,24 +645,167 @@ fn d_shape_follows_the_ranges_used() {
     let rf = to_ref(&f);
     let idx: Vec<u32> = (0..0x1000).chain(probe_indices(&rf)).collect();
     assert_lookups_agree(&f, &rf, &idx);
-    // 16 disjoint ranges: 33 intervals, the maximum of TABLE_STEPS probes
-    // and a table of 32 entries, 256 bytes.
+    // 16 disjoint ranges: 33 intervals, buckets of 0x100 with the end of a
+    // range inside each.
     let f = build_simple(&desc(0, &disjoint(16, 3)), &mut mem).unwrap();
-    let most = Shape::Search(filter::TABLE_STEPS);
-    assert_eq!(
-        shapes(&f),
-        (most, most, filter::TABLE_MAX * filter::TABLE_ENTRY_SIZE)
-    );
+    let bucket = Shape::Bucket(8);
+    assert_eq!(shapes(&f), (bucket, bucket, filter::BUCKET_TABLE_SIZE));
     let rf = to_ref(&f);
     let idx: Vec<u32> = (0..0x1200).chain(probe_indices(&rf)).collect();
     assert_lookups_agree(&f, &rf, &idx);
     // 16 ranges back to back share their boundaries: 1 + 16 + 1 intervals,
-    // 5 probes.
+    // starting 64 apart, buckets of 64.
     let touching: Vec<_> = (0..16u32).map(|i| rd(3, 0x100 + 64 * i, 64, p)).collect();
     let f = build_simple(&desc(0, &touching), &mut mem).unwrap();
-    assert_eq!(shapes(&f), (Shape::Search(5), Shape::Search(5), 8 * 17));
+    let bucket = Shape::Bucket(6);
+    assert_eq!(shapes(&f), (bucket, bucket, filter::BUCKET_TABLE_SIZE));
     let rf = to_ref(&f);
     let idx: Vec<u32> = (0..0x1000).chain(probe_indices(&rf)).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+    // Five ranges of one MSR back to back and one far away of one MSR: the
+    // far range's two bounds, one apart, share a bucket at every bucket
+    // size that reaches them, so the 8 intervals after the first are
+    // searched, in 4 probes.
+    let mut packed: Vec<_> = (0..5u32).map(|i| rd(3, 0x100 + i, 1, p)).collect();
+    packed.push(rd(3, 0x10_0000, 1, p));
+    let f = build_simple(&desc(0, &packed), &mut mem).unwrap();
+    let search = Shape::Search(4);
+    assert_eq!(shapes(&f), (search, search, 8 * 8));
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0..0x1000).chain(probe_indices(&rf)).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+}
+
+/// Indices around the bucket bounds of a filter whose lowest interval
+/// bound above 0 is `lo`, for buckets of `1 << shift` indices.
+fn bucket_indices(lo: u32, shift: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for b in 0..=filter::BUCKETS as u64 + 1 {
+        let first = u64::from(lo) + (b << shift);
+        for d in [0u64, 1, 2] {
+            for i in [first.wrapping_sub(d), first + d] {
+                if let Ok(i) = u32::try_from(i) {
+                    v.push(i);
+                }
+            }
+        }
+    }
+    v.push(lo / 2);
+    v
+}
+
+/// Builds `ranges` (flags, base, nmsrs, bitmap byte), checks the shapes
+/// and every lookup against the reference around the ranges' and the
+/// buckets' bounds, and returns the filter.
+fn check_buckets(
+    deny: bool,
+    ranges: &[(u32, u32, u32, u8)],
+    want: (Shape, Shape),
+    extra: &[u32],
+) -> Box<Filter<Vec<u8>>> {
+    let mut mem = RegionMem::default();
+    let descs: Vec<_> = ranges
+        .iter()
+        .zip(0u64..)
+        .map(|(&(fl, base, n, fill), i)| {
+            let len = (n as usize).div_ceil(64) * 8;
+            let bytes = (0..len).map(|k| fill.rotate_left(k as u32)).collect();
+            rd(fl, base, n, mapped(&mut mem, i, bytes))
+        })
+        .collect();
+    let f = build_simple(&desc(u32::from(deny), &descs), &mut mem).unwrap();
+    let shapes = (
+        f.lookup_shape(MsrAccess::Read),
+        f.lookup_shape(MsrAccess::Write),
+    );
+    assert_eq!(shapes, want, "{:x?}", ranges.first());
+    let rf = to_ref(&f);
+    let mut idx = probe_indices(&rf);
+    idx.extend_from_slice(extra);
+    let lo = ranges
+        .iter()
+        .filter(|r| r.1.checked_add(r.2).is_some())
+        .map(|r| r.1)
+        .min()
+        .unwrap_or(0);
+    for s in [shapes.0, shapes.1] {
+        if let Shape::Bucket(shift) = s {
+            idx.extend(bucket_indices(lo, shift));
+        }
+    }
+    assert_lookups_agree(&f, &rf, &idx);
+    f
+}
+
+#[test]
+fn d_bucket_table_lookups() {
+    const RW: u32 = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+    // The benchmark's layout (msr_filter_bench, benches/common): ranges of
+    // 0x100 MSRs 0x1000 apart; a bucket per range at 5, 8 and 16 ranges.
+    let bench = |n: u32| -> Vec<(u32, u32, u32, u8)> {
+        (0..n)
+            .map(|i| (RW, 0x4000_0000 + i * 0x1000, 0x100, 0x5a))
+            .collect()
+    };
+    let extra = [0x4000_f080, 0x474f_4f00, 0x4000_0000 - 1, u32::MAX];
+    let at = |s| (Shape::Bucket(s), Shape::Bucket(s));
+    let f = check_buckets(true, &bench(16), at(12), &extra);
+    assert_eq!(f.table_bytes(), filter::BUCKET_TABLE_SIZE);
+    check_buckets(true, &bench(8), at(11), &extra);
+    check_buckets(false, &bench(5), at(11), &extra);
+    // msr_filter_obs_test's 16 ranges: one MSR each, 0x100 apart.
+    let obs: Vec<_> = (0..16u32)
+        .map(|i| (RW, 0x1000_0000 + i * 0x100, 1, 0xff))
+        .collect();
+    check_buckets(false, &obs, at(8), &[]);
+    // Ranges of one type only: five read ranges bucketed, two write ranges
+    // scanned, in the same table.
+    let mut one: Vec<_> = (0..5u32)
+        .map(|i| (KVM_MSR_FILTER_READ, 0x1000 + i * 0x200, 0x80, 0x0f))
+        .collect();
+    one.push((KVM_MSR_FILTER_WRITE, 0x1080, 0x80, 0xf0));
+    one.push((KVM_MSR_FILTER_WRITE, 0x1600, 0x100, 0x33));
+    let f = check_buckets(true, &one, (Shape::Bucket(8), Shape::Scan(2)), &[]);
+    assert_eq!(f.table_bytes(), filter::BUCKET_TABLE_SIZE);
+    // Overlapping ranges, the first one of each type deciding.
+    let overlap = [
+        (RW, 0x2000, 0x100, 0x01),
+        (KVM_MSR_FILTER_READ, 0x2080, 0x100, 0x7e),
+        (RW, 0x2000, 0x200, 0xa5),
+        (KVM_MSR_FILTER_WRITE, 0x1f80, 0x400, 0x3c),
+        (RW, 0x2100, 0x40, 0xff),
+        (RW, 0x2300, 0x100, 0x00),
+    ];
+    let f = check_buckets(false, &overlap, at(7), &[]);
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0x1e00..0x2600).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+    // Near the top: a range ending at u32::MAX (index u32::MAX is never in
+    // a range), an unreachable one (its end wraps) and the last bucket
+    // reaching past the index space.
+    let top = [
+        (RW, 0xffff_f000, 0x100, 0x55),
+        (RW, 0xffff_f200, 0x100, 0xaa),
+        (RW, 0xffff_f400, 0x100, 0x0f),
+        (RW, 0xffff_f800, 0x100, 0xf0),
+        (RW, 0xffff_ff00, 0xff, 0xff),
+        (RW, 0xffff_ff80, 0x100, 0xff),
+    ];
+    let f = check_buckets(true, &top, at(8), &[]);
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0xffff_e000..=u32::MAX).collect();
+    assert_lookups_agree(&f, &rf, &idx);
+    // Ranges at index 0 and around the x2APIC MSRs.
+    let low = [
+        (RW, 0, 0x100, 0x81),
+        (RW, 0x700, 0x100, 0x18),
+        (RW, 0x800, 0x100, 0x99),
+        (RW, 0x900, 0x80, 0x42),
+        (KVM_MSR_FILTER_READ, 0xc00, 0x100, 0x01),
+    ];
+    let f = check_buckets(false, &low, (Shape::Bucket(8), Shape::Scan(4)), &[]);
+    let rf = to_ref(&f);
+    let idx: Vec<u32> = (0..0x1200).collect();
     assert_lookups_agree(&f, &rf, &idx);
 }
 

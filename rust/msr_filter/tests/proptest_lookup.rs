@@ -135,6 +135,45 @@ proptest! {
     }
 
     #[test]
+    fn lookup_matches_linear_scan_evenly_spaced(
+        deny in any::<bool>(),
+        first in prop_oneof![any::<u32>(), (u32::MAX - 0x40_0000)..=u32::MAX, 0u32..0x1000],
+        stride_log in 0u32..20,
+        ranges in prop::collection::vec(
+            (1u32..=3, 0u32..4, 0u32..3, any::<u8>()), 5..=16),
+        extra in prop::collection::vec(any::<u32>(), 0..16),
+    ) {
+        // Ranges about `stride` apart (as many filters are), where bucket
+        // tables are likely: some overlap, touch, or hold one MSR.
+        let stride = 1u32 << stride_log;
+        let ranges: Vec<_> = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, (fl, shift_by, size, fill))| {
+                let base = first
+                    .wrapping_add((i as u32).wrapping_mul(stride))
+                    .wrapping_add(shift_by * (stride / 4));
+                let n = match size {
+                    0 => 1,
+                    1 => (stride / 2).clamp(1, 0x3000),
+                    _ => stride.min(0x3000),
+                };
+                let len = (n as usize).div_ceil(64) * 8;
+                let bytes = (0..len).map(|k| fill.rotate_left(k as u32)).collect();
+                (fl, base, n, bytes)
+            })
+            .collect();
+        let (f, rf) = build_filter(deny, &ranges);
+        let mut idx = probe_indices(&rf);
+        idx.extend(extra);
+        for k in 0..=(17 * 4) {
+            let i = first.wrapping_add(k * (stride / 4).max(1));
+            idx.extend([i.wrapping_sub(1), i, i.wrapping_add(1)]);
+        }
+        assert_lookups_agree(&f, &rf, &idx);
+    }
+
+    #[test]
     fn access_type_tables_are_independent(
         base in base(), n in 1u32..200, seed in any::<u8>(), index in any::<u32>(),
     ) {

@@ -152,7 +152,10 @@ struct dump {
 	long long waits;	/* -1 if not shown (C, no filter) */
 	char def[8];		/* allow, deny or none */
 	long long bytes;	/* -1 if not shown (no filter) */
-	/* Rust's lookup shapes: "scan" and the ranges scanned, or "search" and its probes */
+	/*
+	 * Rust's lookup shapes: "scan" and the ranges scanned, "bucket" and
+	 * log2 of the bucket size, or "search" and its probes.
+	 */
 	char shape_rd[8], shape_wr[8];
 	int lookup_rd, lookup_wr; /* -1 if not shown (C, no filter) */
 	int nranges;
@@ -534,8 +537,11 @@ TEST(debugfs_dump)
 	dump_free(&d);
 
 	/*
-	 * 16 disjoint ranges: more than Rust scans, so its lookups search the
-	 * table of the 33 intervals they make, in ceil(log2(33)) = 6 probes.
+	 * 16 disjoint ranges: more than Rust scans.  The 33 intervals they
+	 * make start every 0x100 indices or one after such a start, so 16
+	 * buckets of 0x100 indices from the second one (0x10000000) hold one
+	 * interval start each besides their first index: a bucket table with
+	 * shift 8, where 0x80 would leave ranges 8 to 15 in the last bucket.
 	 */
 	memset(&f, 0, sizeof(f));
 	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
@@ -545,8 +551,8 @@ TEST(debugfs_dump)
 	TEST_ASSERT(dump_read(vm, &d), "msr_filter vanished");
 	TEST_ASSERT(d.nranges == KVM_MSR_FILTER_MAX_RANGES, "16 ranges:\n%s", d.text);
 	if (d.impl == IMPL_RUST)
-		TEST_ASSERT(expect_shapes(&d, "search", 6, "search", 6),
-			    "lookup %s:%d/%s:%d with 16 ranges, want search:6/search:6:\n%s",
+		TEST_ASSERT(expect_shapes(&d, "bucket", 8, "bucket", 8),
+			    "lookup %s:%d/%s:%d with 16 ranges, want bucket:8/bucket:8:\n%s",
 			    d.shape_rd, d.lookup_rd, d.shape_wr, d.lookup_wr, d.text);
 	else
 		TEST_ASSERT(d.lookup_rd < 0 && d.lookup_wr < 0,
