@@ -70,9 +70,13 @@ run_tests() {
 		while read -r name bin args; do
 			case "$name" in ''|'#'*) continue ;; esac
 			echo "@@TEST-BEGIN $impl/$name"
+			read -r t0 _ < /proc/uptime
 			(cd /tests && timeout "$TEST_TIMEOUT" "./$bin" $args)
 			rc=$?
-			echo "@@TEST-END $impl/$name rc=$rc"
+			read -r t1 _ < /proc/uptime
+			# Whole seconds of guest uptime: when the test ended and
+			# how long it took (a guest that times out names where).
+			echo "@@TEST-END $impl/$name up=${t1%.*} secs=$((${t1%.*} - ${t0%.*})) rc=$rc"
 		done < /tests/tests.list
 	done
 }

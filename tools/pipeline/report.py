@@ -36,6 +36,7 @@ BAD = [
     ('kmemleak', re.compile(r'kmemleak: \d+ new suspected memory leaks')),
     ('Rust panic', re.compile(r'rust_panic|panicked at')),
 ]
+TIMES = re.compile(r' up=(\d+) secs=(\d+) ')
 SKIP_ALL = re.compile(r'^\s*1\.\.0\s*#\s*SKIP\s*(.*?)\s*$')
 TAP = re.compile(r'^(not ok|ok)\s+(\d+)\s*-?\s*([^#]*?)\s*(#\s*(\w+)(.*))?$')
 KTAP_SUITE = re.compile(r'^    # Subtest: (\S+)')
@@ -88,7 +89,7 @@ def parse(lines):
     tests = []          # (label, status, detail)
     problems = []       # (kind, line)
     state = {'boot': False, 'done': False, 'cmd_rc': None,
-             'ktap': [], 'dmesg': []}
+             'ktap': [], 'dmesg': [], 'times': []}
     cur = None          # (label, [lines])
     in_leak = False
     section = None      # 'ktap' or 'dmesg' while inside those markers
@@ -132,6 +133,9 @@ def parse(lines):
             cur = (line.split(None, 1)[1].strip(), [])
         elif line.startswith('@@TEST-END ') and cur is not None:
             rc = int(line.rsplit('rc=', 1)[1])
+            t = TIMES.search(line)
+            if t:
+                state['times'].append((cur[0], int(t.group(1)), int(t.group(2))))
             tests.extend(judge(cur[0], cur[1], rc))
             cur = None
         elif cur is not None and not m:
@@ -244,6 +248,13 @@ def main():
         print('--- last console lines ---')
         print('\n'.join(ctx))
         print('---')
+    if state['times'] and not a.summary_only:
+        # Where the guest's time went: the slowest binaries, and when the
+        # last one ended (against BOOT_TIMEOUT when the guest timed out).
+        slow = sorted(state['times'], key=lambda x: -x[2])[:5]
+        print(f'TIME  {sum(x[2] for x in state["times"])} s in tests, the last '
+              f'ended at {state["times"][-1][1]} s of guest uptime; slowest: '
+              + ', '.join(f'{a.prefix}{n} {d} s' for n, _, d in slow))
     extra = f', {skipped} skipped' if skipped else ''
     print(f'guest: {passed} passed, {failed} failed{extra}')
     sys.exit(1 if failed or reasons else 0)
