@@ -227,7 +227,8 @@ pub enum Shape {
 /// `PLAN_SEARCH`: for a read or a write plan the filter has a table, for the
 /// plan of both flags lookups take the linear scan. `shift` is below 32 for
 /// a read or a write plan whose filter has a bucket table with buckets of
-/// `1 << shift` indices, and `NO_BUCKETS` otherwise.
+/// `1 << shift` indices, and `NO_BUCKETS` otherwise. `prefix` is true only
+/// if `n <= SCAN_MAX` and `scan[..n]` is `0..n`.
 ///
 /// Eight bytes: a lookup finds its plan with one scaled index.
 #[derive(Clone, Copy, Debug)]
@@ -236,6 +237,7 @@ struct Plan {
     n: u8,
     scan: [u8; SCAN_MAX],
     shift: u8,
+    prefix: bool,
 }
 
 /// `Plan::n` of an access type whose lookups go to the table.
@@ -246,6 +248,7 @@ impl Plan {
         n: 0,
         scan: [0; SCAN_MAX],
         shift: NO_BUCKETS,
+        prefix: true,
     };
 }
 
@@ -418,7 +421,31 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         let t = (ty & (KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)) as usize;
         let plan = &self.plans[t % 4];
         let n = usize::from(plan.n);
-        if n <= SCAN_MAX {
+        if n > SCAN_MAX {
+            // Not colder than a scan: the hint keeps the scans, where a
+            // taken branch is a large part of the cost, on the fall-through
+            // path.
+            core::hint::cold_path();
+            return match t as u32 {
+                KVM_MSR_FILTER_READ => self.allowed_table::<false>(index),
+                KVM_MSR_FILTER_WRITE => self.allowed_table::<true>(index),
+                _ => self.allowed_both(index),
+            };
+        }
+        if plan.prefix {
+            // The slots are `0..n`: C's loop, no slot number to load before
+            // the range's base.
+            for s in 0..n {
+                let s = s % KVM_MSR_FILTER_MAX_RANGES;
+                let off = index.wrapping_sub(self.bases[s]);
+                if off < self.nmsrs[s] {
+                    return self.test(s, off);
+                }
+            }
+        } else {
+            // The slots of a filter whose ranges do not all have the flag:
+            // laid out after the common case.
+            core::hint::cold_path();
             for &s in plan.scan.iter().take(n) {
                 let s = usize::from(s) % KVM_MSR_FILTER_MAX_RANGES;
                 let off = index.wrapping_sub(self.bases[s]);
@@ -426,13 +453,8 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
                     return self.test(s, off);
                 }
             }
-            return self.default_allow;
         }
-        match t as u32 {
-            KVM_MSR_FILTER_READ => self.allowed_table::<false>(index),
-            KVM_MSR_FILTER_WRITE => self.allowed_table::<true>(index),
-            _ => self.allowed_both(index),
-        }
+        self.default_allow
     }
 
     /// The lookup of a `type` with both flags when more than [`SCAN_MAX`]
@@ -624,14 +646,17 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
                 if let Some(slot) = plan.scan.get_mut(n) {
                     *slot = s as u8;
                 }
+                plan.prefix &= s == n;
                 // At most 16 ranges: no overflow.
                 n = n.saturating_add(1);
             }
             if n <= SCAN_MAX {
-                // INVARIANT: the `n` active slots, in order.
+                // INVARIANT: the `n` active slots, in order; `prefix` if
+                // each is its own position.
                 plan.n = n as u8;
             } else {
                 plan.n = PLAN_SEARCH;
+                plan.prefix = false;
                 // Both flags together take the linear scan: no table for them.
                 search |= flag != KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
             }
