@@ -18,6 +18,8 @@ notes = []
 means = {}     # metric -> {impl: (value, unit)}
 p99s = {}      # metric -> {impl: (value, unit)}
 waits = {}     # metric -> {impl: "N of M sets"}
+preempted = {} # metric -> {impl: "N of M sets"}
+slowest = {}   # metric -> {impl: "<us> us (...); ..."}
 for path in sys.argv[1:]:
     with open(path, errors="replace") as f:
         for line in f:
@@ -43,6 +45,14 @@ for path in sys.argv[1:]:
                 p = line.split()
                 if len(p) >= 5:
                     waits.setdefault(p[2], {})[p[3]] = line.split(None, 4)[4]
+            elif line.startswith("# preempted "):
+                p = line.split()
+                if len(p) >= 5:
+                    preempted.setdefault(p[2], {})[p[3]] = line.split(None, 4)[4]
+            elif line.startswith("# slowest "):
+                p = line.split()
+                if len(p) >= 5:
+                    slowest.setdefault(p[2], {})[p[3].rstrip(":")] = line.split(None, 4)[4].strip()
             elif line.startswith("SKIP "):
                 notes.append(line)
             elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):
@@ -163,6 +173,12 @@ for metric in order:
             missed += not ok
             line += f" | rust waits 0: {'met' if ok else 'MISSED'}"
         print(line)
+    pv = preempted.get(metric)
+    if pv:
+        # No goal: how many sets the scheduler preempted, with their times.
+        print(f"preempted {metric}: " + "; ".join(f"{k} {v}" for k, v in sorted(pv.items())))
+    for k, v in sorted(slowest.get(metric, {}).items()):
+        print(f"slowest {metric} {k}: {v}")
 for n in notes:
     print("note:", n)
 if missed:

@@ -20,7 +20,14 @@
  *            for a grace period, with 0..N vCPUs busy in KVM_RUN, their guests spinning
  *            on RDMSR(MSR_IA32_TSC), which KVM intercepts and handles; once
  *            with the sets spaced out (-g ms apart, metric suffix _gap<ms>)
- *            and once back to back (suffix _b2b).
+ *            and once back to back (suffix _b2b).  Each set also counts
+ *            the involuntary context switches of the setting thread during
+ *            the ioctl ("# preempted" lines: a set the scheduler preempted
+ *            times the other threads too) and the RDMSR loops the busy
+ *            vCPUs did meanwhile; "# slowest" lines show both for the
+ *            three slowest sets.  -F runs the setting thread at SCHED_FIFO
+ *            priority 1 during the timed sets, so that the busy vCPU
+ *            threads cannot preempt it, for both implementations.
  *   exit     userspace exit round trip: the guest does RDMSRs of an MSR the
  *            filter denies, each one a KVM_EXIT_X86_RDMSR (reason FILTER)
  *            that userspace answers; time per exit.
@@ -35,16 +42,18 @@
  *
  * Usage: msr_filter_bench [-r reps] [-n lookup_iters] [-s set_reps]
  *                         [-R set_ranges] [-e exits_per_rep] [-v max_busy]
- *                         [-I c,rust] [part...]
+ *                         [-I c,rust] [-g set_gap_ms] [-F] [part...]
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
@@ -446,13 +455,32 @@ static void *busy_thread(void *arg)
 
 /* Milliseconds between two timed sets (-g); back to back is always measured too. */
 static int set_gap_ms = 20;
+/* -F: the timed sets from a SCHED_FIFO thread. */
+static bool set_fifo;
+
+static long nivcsw(void)
+{
+	struct rusage ru;
+
+	TEST_ASSERT(!getrusage(RUSAGE_THREAD, &ru), "getrusage");
+	return ru.ru_nivcsw;
+}
+
+static void set_policy(int policy, int prio)
+{
+	struct sched_param sp = { .sched_priority = prio };
+
+	TEST_ASSERT(!sched_setscheduler(0, policy, &sp),
+		    "sched_setscheduler(%d, %d): %s", policy, prio, strerror(errno));
+}
 
 /*
  * Times set_reps sets; returns how many of them waited for a grace period:
  * the debugfs "waits:" count of a Rust VM, or every set for C (whose
  * KVM_X86_SET_MSR_FILTER always ends in synchronize_srcu()).
  */
-static long long setlat_one(const char *impl, int busy, int gap_ms, double *out)
+static long long setlat_one(const char *metric, const char *impl, int busy,
+			    int gap_ms, double *out)
 {
 	long long waits;
 	struct kvm_vcpu *vcpus[MAX_BUSY];
@@ -462,7 +490,10 @@ static long long setlat_one(const char *impl, int busy, int gap_ms, double *out)
 	u64 before[MAX_BUSY];
 	struct kvm_vm *vm;
 	double t0, deadline;
-	int i, r;
+	u64 loops0, loops[MAX_REPS];
+	bool pre[MAX_REPS];
+	int i, r, k, preempted = 0;
+	long cs;
 
 	select_impl(impl);
 	if (busy) {
@@ -500,6 +531,8 @@ static long long setlat_one(const char *impl, int busy, int gap_ms, double *out)
 	for (i = 0; i < busy; i++)
 		before[i] = spins[i];
 	waits = dump_value(vm, "waits", NULL, 0);
+	if (set_fifo)
+		set_policy(SCHED_FIFO, 1);
 	for (r = 0; r < set_reps; r++) {
 		struct kvm_msr_filter *f = r & 1 ? &fa : &fb;
 
@@ -510,10 +543,37 @@ static long long setlat_one(const char *impl, int busy, int gap_ms, double *out)
 		 */
 		if (gap_ms)
 			usleep(gap_ms * 1000);
+		for (loops0 = 0, i = 0; i < busy; i++)
+			loops0 += spins[i];
+		cs = nivcsw();
 		t0 = now_ns();
 		vm_ioctl(vm, KVM_X86_SET_MSR_FILTER, f);
 		out[r] = (now_ns() - t0) / 1000;
+		pre[r] = nivcsw() != cs;
+		preempted += pre[r];
+		for (loops[r] = -loops0, i = 0; i < busy; i++)
+			loops[r] += spins[i];
 	}
+	if (set_fifo)
+		set_policy(SCHED_OTHER, 0);
+	printf("# preempted %s %s %d of %d sets\n", metric, impl, preempted, set_reps);
+	printf("# slowest %s %s", metric, impl);
+	for (k = 0; k < 3 && k < set_reps; k++) {
+		int m = -1;
+
+		/* The k-th slowest: the slowest not printed yet (negated). */
+		for (r = 0; r < set_reps; r++)
+			if (out[r] >= 0 && (m < 0 || out[r] > out[m]))
+				m = r;
+		printf("%s %.0f us (%s, %llu busy loops)", k ? ";" : ":", out[m],
+		       pre[m] ? "preempted" : "not preempted",
+		       (unsigned long long)loops[m]);
+		out[m] = -out[m] - 1;
+	}
+	printf("\n");
+	for (r = 0; r < set_reps; r++)
+		if (out[r] < 0)
+			out[r] = -out[r] - 1;
 	if (waits >= 0)
 		waits = dump_value(vm, "waits", NULL, 0) - waits;
 	else
@@ -543,8 +603,9 @@ static void part_setlat(void)
 	char metric[64];
 	int busy, i, g;
 
-	printf("# setlat: %d-range filters, %d sets per case, busy vCPUs spin on RDMSR 0x%x\n",
-	       set_ranges, set_reps, SPIN_MSR);
+	printf("# setlat: %d-range filters, %d sets per case, busy vCPUs spin on RDMSR 0x%x%s\n",
+	       set_ranges, set_reps, SPIN_MSR,
+	       set_fifo ? ", the setting thread at SCHED_FIFO 1" : "");
 	for (g = 0; g < nr_gaps; g++) {
 		if (gaps[g])
 			printf("# setlat: %d ms between sets\n", gaps[g]);
@@ -558,7 +619,8 @@ static void part_setlat(void)
 				snprintf(metric, sizeof(metric), "setlat_%dr_%dvcpu_b2b",
 					 set_ranges, busy);
 			for (i = 0; i < nr_impls; i++) {
-				long long waits = setlat_one(impls[i], busy, gaps[g], v);
+				long long waits = setlat_one(metric, impls[i], busy,
+							     gaps[g], v);
 
 				result(metric, impls[i], v, set_reps, "us");
 				printf("# waits %s %s %lld of %d sets\n", metric,
@@ -663,7 +725,8 @@ static const char *osrelease(void)
 static void usage(const char *prog)
 {
 	printf("usage: %s [-r reps] [-n lookup_iters] [-s set_reps] [-R set_ranges]\n"
-	       "       [-e exits_per_rep] [-v max_busy_vcpus] [-I c,rust] [-g set_gap_ms] [lookup|setlat|exit|memory...]\n",
+	       "       [-e exits_per_rep] [-v max_busy_vcpus] [-I c,rust] [-g set_gap_ms] [-F]\n"
+	       "       [lookup|setlat|exit|memory...]\n",
 	       prog);
 	exit(KSFT_FAIL);
 }
@@ -675,12 +738,13 @@ int main(int argc, char *argv[])
 	bool any = false;
 	int opt, i, p;
 
-	while ((opt = getopt(argc, argv, "r:n:s:R:e:v:I:g:h")) != -1) {
+	while ((opt = getopt(argc, argv, "r:n:s:R:e:v:I:g:Fh")) != -1) {
 		switch (opt) {
 		case 'r': reps = atoi(optarg); break;
 		case 'n': lookup_iters = strtoul(optarg, NULL, 0); break;
 		case 's': set_reps = atoi(optarg); break;
 		case 'g': set_gap_ms = atoi(optarg); break;
+		case 'F': set_fifo = true; break;
 		case 'R': set_ranges = atoi(optarg); break;
 		case 'e': exits_per_rep = strtoul(optarg, NULL, 0); break;
 		case 'v': max_busy = atoi(optarg); break;
