@@ -412,7 +412,11 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
 
     /// Like [`Filter::allowed`] but with the raw C `type` value, any value:
     /// the result is upstream's for every `type` (KVM passes only 1 and 2).
-    #[inline]
+    ///
+    /// Always inlined: the kernel's entry points have checked the x2APIC
+    /// range already, and a call of its own would cost every lookup a jump
+    /// and that check again.
+    #[inline(always)]
     pub fn allowed_raw(&self, index: u32, ty: u32) -> bool {
         if is_x2apic_msr(index) {
             return true;
