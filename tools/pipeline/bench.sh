@@ -184,7 +184,7 @@ goals_rc=$?
 	echo "method: host_lookup_* = cargo bench --bench lookup_table ${HOST_ARGS[*]} (c = upstream's loop compiled by clang -O2 with the kernel's code generation flags, rust = msr_filter::Filter::allowed); median of batches, ns/lookup"
 	echo "method: guest: msr_filter_bench $GUEST_ARGS; both implementations in the same boot (kvm_msr_rs.ko loaded and unloaded between VM creations), interleaved where the VMs can coexist"
 	echo "method: icount_* = lookup and exit again in a second boot under -icount shift=0,sleep=off (${ICOUNT_SMP:-1} vCPU, $ICOUNT_ARGS): guest time advances 1 ns per instruction, so these are instructions per lookup or exit, the same from run to run; they count every instruction the vCPU runs (the calls, C's SRCU section, the loop around the call), not memory stalls, cache or TLB misses, branch mispredictions, nor what a barrier or atomic costs beyond its one instruction"
-	echo "method: lookup_* = in-kernel loop of the MSR exit handlers' lookup, inside kvm->srcu as under KVM_RUN, via debugfs msr_filter_bench (ns/lookup); setlat_<R>r_<N>vcpu = KVM_X86_SET_MSR_FILTER wall time with N vCPUs spinning in KVM_RUN (us); exit_rt = RDMSR -> FILTER exit -> userspace -> guest, per exit (ns); mem_* = debugfs 'bytes:' per installed filter"
+	echo "method: lookup_* = in-kernel loop of the MSR exit handlers' lookup, inside kvm->srcu as under KVM_RUN, via debugfs msr_filter_bench (ns/lookup); setlat_<R>r_<N>vcpu = KVM_X86_SET_MSR_FILTER wall time with N vCPUs spinning in KVM_RUN (us); exit_rt = RDMSR -> FILTER exit -> userspace -> guest, each round trip timed on its own, median of all of them (ns); mem_* = debugfs 'bytes:' per installed filter"
 	echo
 	cat "$RESULTS/bench-table.txt"
 	[ -z "$icount_same" ] || echo "$icount_same"

@@ -30,7 +30,11 @@
  *            threads cannot preempt it, for both implementations.
  *   exit     userspace exit round trip: the guest does RDMSRs of an MSR the
  *            filter denies, each one a KVM_EXIT_X86_RDMSR (reason FILTER)
- *            that userspace answers; time per exit.
+ *            that userspace answers.  Each round trip is timed on its own,
+ *            from one exit's return to userspace to the next one's, and
+ *            the figures are over all of them: a timer tick or a
+ *            preemption costs the round trip it lands in and moves the
+ *            median of none of the others.
  *   memory   the "bytes:" line of the per-VM debugfs msr_filter dump after
  *            installing 1/2/4/8/16-range filters of 1-MSR and 0x3000-MSR
  *            ranges.
@@ -62,6 +66,7 @@
 
 #define MAX_BUSY	8
 #define MAX_REPS	1000
+#define MAX_EXITS	100000
 
 /* The lookup layout; keep in sync with rust/msr_filter/benches/common. */
 #define RANGE_BASE	0x40000000u
@@ -648,13 +653,19 @@ static void guest_exits(void)
 
 static void part_exit(void)
 {
-	double v[2][MAX_REPS];
+	/* Per rep, the first round trip starts at GUEST_SYNC: not counted. */
+	unsigned long per_rep = exits_per_rep - 1, n = reps * per_rep;
 	struct kvm_msr_filter f;
 	struct kvm_vcpu *vcpus[2];
 	struct kvm_vm *vms[2];
 	struct ucall uc;
+	double *v[2];
 	int i, r;
 
+	for (i = 0; i < nr_impls; i++) {
+		v[i] = calloc(n, sizeof(*v[i]));
+		TEST_ASSERT(v[i], "calloc(%lu doubles) failed", n);
+	}
 	memset(&f, 0, sizeof(f));
 	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
 	mf_range(&f, 0, KVM_MSR_FILTER_READ, EXIT_MSR, 1, bm_zeros);
@@ -673,7 +684,7 @@ static void part_exit(void)
 		for (i = 0; i < nr_impls; i++) {
 			struct kvm_run *run = vcpus[i]->run;
 			unsigned long exits = 0;
-			double t0 = now_ns();
+			double t, prev = 0;
 
 			for (;;) {
 				int rc = ioctl(vcpus[i]->fd, KVM_RUN, NULL);
@@ -683,6 +694,10 @@ static void part_exit(void)
 				TEST_ASSERT(!rc, KVM_IOCTL_ERROR(KVM_RUN, rc));
 				if (run->exit_reason != KVM_EXIT_X86_RDMSR)
 					break;
+				t = now_ns();
+				if (r && exits)
+					v[i][(r - 1) * per_rep + exits - 1] = t - prev;
+				prev = t;
 				TEST_ASSERT(run->msr.index == EXIT_MSR &&
 					    run->msr.reason == KVM_MSR_EXIT_REASON_FILTER,
 					    "exit for MSR 0x%x reason %u",
@@ -696,13 +711,12 @@ static void part_exit(void)
 				    exit_reason_str(run->exit_reason));
 			TEST_ASSERT(exits == exits_per_rep, "%lu exits, want %lu",
 				    exits, exits_per_rep);
-			if (r)
-				v[i][r - 1] = (now_ns() - t0) / exits;
 		}
 	}
 	for (i = 0; i < nr_impls; i++) {
-		result("exit_rt", impls[i], v[i], reps, "ns");
+		result("exit_rt", impls[i], v[i], (int)n, "ns");
 		kvm_vm_free(vms[i]);
+		free(v[i]);
 	}
 }
 
@@ -754,7 +768,8 @@ int main(int argc, char *argv[])
 	}
 	if (reps < 1 || reps > MAX_REPS || set_reps < 1 || set_reps > MAX_REPS ||
 	    set_ranges < 1 || set_ranges > 16 || max_busy < 0 ||
-	    max_busy > MAX_BUSY || !lookup_iters || !exits_per_rep)
+	    max_busy > MAX_BUSY || !lookup_iters || exits_per_rep < 2 ||
+	    exits_per_rep > MAX_EXITS)
 		usage(argv[0]);
 	for (i = optind; i < argc; i++) {
 		for (p = 0; p < 4; p++)
