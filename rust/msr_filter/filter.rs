@@ -619,17 +619,6 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         })
     }
 
-    /// The first range a lookup of `flag` picks for `index`, or `SLOT_DEFAULT`.
-    fn owner(&self, index: u32, flag: u32) -> u8 {
-        self.active(flag)
-            .find(|&s| {
-                index.wrapping_sub(self.bases[s % KVM_MSR_FILTER_MAX_RANGES])
-                    < self.nmsrs[s % KVM_MSR_FILTER_MAX_RANGES]
-            })
-            .and_then(|s| u8::try_from(s).ok())
-            .unwrap_or(SLOT_DEFAULT)
-    }
-
     /// Chooses each access type's shape and, if one needs it, fills the
     /// interval table: `alloc` is called once, with the table's size.
     fn compile<A>(&mut self, alloc: &mut A) -> Result<(), Errno>
@@ -689,21 +678,55 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         }
         let bounds = bounds.get_mut(..nbounds).unwrap_or(&mut []);
         sort_bounds(bounds);
+        // The distinct bounds: the starts of the intervals, `0` first.
+        let mut starts = [0u32; TABLE_MAX + 1];
+        let mut m = 0usize;
+        for &b in bounds.iter() {
+            if m > 0 && starts.get(m - 1) == Some(&b) {
+                continue;
+            }
+            if let Some(slot) = starts.get_mut(m) {
+                *slot = b;
+                m += 1;
+            }
+        }
+        let starts = starts.get(..m).unwrap_or(&[]);
+
+        // Every range covers whole intervals, so the first range of a type
+        // that covers an interval's start covers all of it. Each reachable
+        // range paints the intervals it covers with its slot, in reverse
+        // slot order: the first range covering an interval paints it last.
+        let mut read = [SLOT_DEFAULT; TABLE_MAX + 1];
+        let mut write = [SLOT_DEFAULT; TABLE_MAX + 1];
+        for s in (0..self.count()).rev() {
+            let i = s % KVM_MSR_FILTER_MAX_RANGES;
+            let (flags, base, nmsrs) = (u32::from(self.flags[i]), self.bases[i], self.nmsrs[i]);
+            let Some(end) = base.checked_add(nmsrs) else {
+                // Not reachable: no lookup picks it.
+                continue;
+            };
+            // `base` and `end` are both in `starts`.
+            let covered =
+                starts.partition_point(|&b| b < base)..starts.partition_point(|&b| b < end);
+            for (owners, flag) in [
+                (&mut read, KVM_MSR_FILTER_READ),
+                (&mut write, KVM_MSR_FILTER_WRITE),
+            ] {
+                if flags & flag != 0 {
+                    // Below 16: fits.
+                    owners
+                        .get_mut(covered.clone())
+                        .unwrap_or(&mut [])
+                        .fill(s as u8);
+                }
+            }
+        }
 
         // The intervals, merged where both owners stay the same.
         let mut entries = [0u64; TABLE_MAX + 1];
         let mut n = 0usize;
-        let mut prev: Option<u32> = None;
-        for &b in bounds.iter() {
-            if prev == Some(b) {
-                continue;
-            }
-            prev = Some(b);
-            let e = table_entry(
-                b,
-                self.owner(b, KVM_MSR_FILTER_READ),
-                self.owner(b, KVM_MSR_FILTER_WRITE),
-            );
+        for ((&b, &r), &w) in starts.iter().zip(read.iter()).zip(write.iter()) {
+            let e = table_entry(b, r, w);
             if n > 0 && entries.get(n - 1).map(|&p| p as u16) == Some(e as u16) {
                 continue;
             }
@@ -722,8 +745,21 @@ impl<B: Deref<Target = [u8]>> Filter<B> {
         // intervals go to an interval table of their exact size.
         if let Some(&second) = rest.first() {
             let lo = (second >> 16) as u32;
+            // A bucket size that leaves two interval starts above the last
+            // bucket's first index fails: start at the smallest one that puts
+            // the second-largest start at or below it.
+            let penult = rest
+                .len()
+                .checked_sub(2)
+                .and_then(|k| rest.get(k))
+                .map_or(0, |&e| e >> 16);
+            let span = penult.saturating_sub(u64::from(lo));
+            let mut least = 0u32;
+            while least < u32::BITS && ((BUCKETS as u64 - 1) << least) < span {
+                least += 1;
+            }
             if let Some((shift, buckets)) =
-                (0..u32::BITS).find_map(|s| Some((s, bucket_table(entries, lo, s)?)))
+                (least..u32::BITS).find_map(|s| Some((s, bucket_table(entries, lo, s)?)))
             {
                 let mut table = alloc.alloc_table(BUCKET_TABLE_SIZE)?;
                 if table.len() != BUCKET_TABLE_SIZE {
