@@ -158,19 +158,31 @@ else
 	icount_rc=0
 fi
 
-# The deterministic rows of this run against those of the previous one.
+# The deterministic rows of this run against those of the previous one:
+# their medians, by metric and implementation.  The minimum and maximum
+# are not compared: the slowest exit is the one a timer tick lands in,
+# and what that tick does depends on the boot.  The tree each run was of
+# is kept beside the rows, so that a change of code is told apart from a
+# figure that moved.
 icount_same=
+icount_rev=$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)
+icount_medians() {
+	awk '$1 == "RESULT" { print $2, $3, $4 }' "$1"
+}
 if [ -s "$icount_out" ]; then
+	rows=$(grep -c '^RESULT' "$icount_out")
 	if [ -s "$RESULTS/bench-icount.prev" ]; then
-		if diff <(grep '^RESULT' "$RESULTS/bench-icount.prev") <(grep '^RESULT' "$icount_out") > "$RESULTS/bench-icount.diff"; then
-			icount_same="icount rows: identical to the previous make bench ($(grep -c '^RESULT' "$icount_out") rows)"
+		prev_rev=$(cat "$RESULTS/bench-icount.prev.rev" 2>/dev/null || echo unknown)
+		if diff <(icount_medians "$RESULTS/bench-icount.prev") <(icount_medians "$icount_out") > "$RESULTS/bench-icount.diff"; then
+			icount_same="icount medians: identical to the previous make bench ($rows rows; that run of $prev_rev, this one of $icount_rev)"
 		else
-			icount_same="icount rows: $(grep -c '^>' "$RESULTS/bench-icount.diff") of $(grep -c '^RESULT' "$icount_out") differ from the previous make bench (see $RESULTS/bench-icount.diff)"
+			icount_same="icount medians: $(grep -c '^>' "$RESULTS/bench-icount.diff") of $rows differ from the previous make bench (that run of $prev_rev, this one of $icount_rev; see $RESULTS/bench-icount.diff)"
 		fi
 	else
-		icount_same="icount rows: no previous make bench to compare with"
+		icount_same="icount medians: no previous make bench to compare with"
 	fi
 	cp "$icount_out" "$RESULTS/bench-icount.prev"
+	echo "$icount_rev" > "$RESULTS/bench-icount.prev.rev"
 fi
 
 # 3. The table, once: its exit status says whether every goal is met.
