@@ -20,6 +20,9 @@ use crate::{
     vm::{Stat, Vm},
 };
 
+// `kvm_run.msr` is read and written in whole `u64`s.
+const _: () = assert!(KVM_RUN_MSR_SIZE % 8 == 0);
+
 /// `KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)`: validates `mask` (`args[0]`) and replaces the
 /// VM's mask.
 ///
@@ -63,12 +66,14 @@ impl Vcpu {
     /// Reads the `msr` member of the vCPU's `kvm_run`, once.
     fn read_run_msr(&self) -> MsrRun {
         // SAFETY: `self.0` is valid (type invariants); the result points to its `kvm_run.msr`.
-        let src = unsafe { bindings::kvm_msr_filter_vcpu_run_msr(self.0) }.cast::<u8>();
+        let src = unsafe { bindings::kvm_msr_filter_vcpu_run_msr(self.0) }.cast::<u64>();
         let mut raw = [0u8; KVM_RUN_MSR_SIZE];
-        for (i, b) in raw.iter_mut().enumerate() {
-            // SAFETY: `src` points to the 24-byte `msr` member of the mapped `kvm_run`;
-            // volatile reads because userspace shares this memory.
-            *b = unsafe { core::ptr::read_volatile(src.add(i)) };
+        let (words, _) = raw.as_chunks_mut::<8>();
+        for (i, w) in words.iter_mut().enumerate() {
+            // SAFETY: `src` points to the 24-byte `msr` member of the mapped `kvm_run`, which
+            // holds a `__u64` and so is 8-byte aligned; volatile reads because userspace shares
+            // this memory.
+            *w = unsafe { core::ptr::read_volatile(src.add(i)) }.to_le_bytes();
         }
         MsrRun::from_bytes(&raw)
     }
@@ -79,11 +84,12 @@ impl Vcpu {
         // SAFETY: `self.0` is valid (type invariants).
         unsafe { bindings::kvm_msr_filter_vcpu_set_exit_reason(self.0, exit_reason) };
         // SAFETY: as above; the result points to its `kvm_run.msr`.
-        let dst = unsafe { bindings::kvm_msr_filter_vcpu_run_msr(self.0) }.cast::<u8>();
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: `dst` points to the 24-byte `msr` member of the mapped `kvm_run`;
-            // volatile writes because userspace shares this memory.
-            unsafe { core::ptr::write_volatile(dst.add(i), *b) };
+        let dst = unsafe { bindings::kvm_msr_filter_vcpu_run_msr(self.0) }.cast::<u64>();
+        let (words, _) = bytes.as_chunks::<8>();
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: as in `read_run_msr()`; volatile writes because userspace shares this
+            // memory.
+            unsafe { core::ptr::write_volatile(dst.add(i), u64::from_le_bytes(*w)) };
         }
     }
 
