@@ -20,6 +20,7 @@ p99s = {}      # metric -> {impl: (value, unit)}
 waits = {}     # metric -> {impl: "N of M sets"}
 preempted = {} # metric -> {impl: "N of M sets"}
 slowest = {}   # metric -> {impl: "<us> us (...); ..."}
+text_lines = {"waits": waits, "preempted": preempted, "slowest": slowest}
 for path in sys.argv[1:]:
     with open(path, errors="replace") as f:
         for line in f:
@@ -41,18 +42,11 @@ for path in sys.argv[1:]:
                 if len(p) >= 6:
                     store = means if p[1] == "mean" else p99s
                     store.setdefault(p[2], {})[p[3]] = (float(p[4]), p[5])
-            elif line.startswith("# waits "):
-                p = line.split()
-                if len(p) >= 5:
-                    waits.setdefault(p[2], {})[p[3]] = line.split(None, 4)[4]
-            elif line.startswith("# preempted "):
-                p = line.split()
-                if len(p) >= 5:
-                    preempted.setdefault(p[2], {})[p[3]] = line.split(None, 4)[4]
-            elif line.startswith("# slowest "):
-                p = line.split()
-                if len(p) >= 5:
-                    slowest.setdefault(p[2], {})[p[3].rstrip(":")] = line.split(None, 4)[4].strip()
+            elif line.startswith("# ") and line.split()[1] in text_lines:
+                # "# <tag> <metric> <impl>[:] <text>"
+                p = line.split(None, 4)
+                if len(p) == 5:
+                    text_lines[p[1]].setdefault(p[2], {})[p[3].rstrip(":")] = p[4].strip()
             elif line.startswith("SKIP "):
                 notes.append(line)
             elif line.startswith("# ") and ("ERROR" in line or "WARNING" in line):

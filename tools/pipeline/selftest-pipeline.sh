@@ -158,10 +158,14 @@ RESULT setlat_16r_1vcpu_b2b rust 10 5 20 us
 # mean setlat_16r_1vcpu_b2b rust 11.0 us (n=25)
 # p99 setlat_16r_1vcpu_b2b rust 20.0 us (n=25)
 # waits setlat_16r_1vcpu_b2b rust 0 of 25 sets
+# preempted setlat_16r_1vcpu_b2b rust 1 of 25 sets
+# slowest setlat_16r_1vcpu_b2b rust: 20 us (preempted, 3 busy loops); 12 us (not preempted, 0 busy loops)
 B
 if python3 "$bt" "$w/b-met" > "$w/bt-met"; then echo "PASS bench goals all met: exit 0"; else echo "FAIL bench goals all met, but exit $?"; fi
 expect "bench goals: a met goal says met" "$w/bt-met" '^lookup_16r_hit .*>=3x: met'
 expect "bench goals: C + 256 bytes is within the memory goal" "$w/bt-met" '^mem_1r_tiny .*<=C\+256B: met'
+expect "bench: the preempted sets are shown" "$w/bt-met" '^preempted setlat_16r_1vcpu_b2b: rust 1 of 25 sets$'
+expect "bench: the slowest sets are shown" "$w/bt-met" '^slowest setlat_16r_1vcpu_b2b rust: 20 us \(preempted, 3 busy loops\); 12 us'
 for miss in "s/^RESULT lookup_16r_hit rust 90/RESULT lookup_16r_hit rust 101/" \
 	"s/^RESULT mem_1r_tiny rust 776/RESULT mem_1r_tiny rust 777/" \
 	"s/^# waits setlat_16r_1vcpu_b2b rust 0 /# waits setlat_16r_1vcpu_b2b rust 1 /" \

@@ -496,7 +496,7 @@ static long long setlat_one(const char *metric, const char *impl, int busy,
 	struct kvm_vm *vm;
 	double t0, deadline;
 	u64 loops0, loops[MAX_REPS];
-	bool pre[MAX_REPS];
+	bool pre[MAX_REPS], shown[MAX_REPS] = {};
 	int i, r, k, preempted = 0;
 	long cs;
 
@@ -566,19 +566,16 @@ static long long setlat_one(const char *metric, const char *impl, int busy,
 	for (k = 0; k < 3 && k < set_reps; k++) {
 		int m = -1;
 
-		/* The k-th slowest: the slowest not printed yet (negated). */
+		/* The k-th slowest: the slowest not shown yet. */
 		for (r = 0; r < set_reps; r++)
-			if (out[r] >= 0 && (m < 0 || out[r] > out[m]))
+			if (!shown[r] && (m < 0 || out[r] > out[m]))
 				m = r;
 		printf("%s %.0f us (%s, %llu busy loops)", k ? ";" : ":", out[m],
 		       pre[m] ? "preempted" : "not preempted",
 		       (unsigned long long)loops[m]);
-		out[m] = -out[m] - 1;
+		shown[m] = true;
 	}
 	printf("\n");
-	for (r = 0; r < set_reps; r++)
-		if (out[r] < 0)
-			out[r] = -out[r] - 1;
 	if (waits >= 0)
 		waits = dump_value(vm, "waits", NULL, 0) - waits;
 	else
