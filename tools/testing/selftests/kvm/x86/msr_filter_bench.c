@@ -34,7 +34,9 @@
  *            from one exit's return to userspace to the next one's, and
  *            the figures are over all of them: a timer tick or a
  *            preemption costs the round trip it lands in and moves the
- *            median of none of the others.
+ *            median of none of the others.  The implementations take
+ *            turns every 100 or so exits (each rep of -e exits is cut
+ *            into rounds of about 100).
  *   memory   the "bytes:" line of the per-VM debugfs msr_filter dump after
  *            installing 1/2/4/8/16-range filters of 1-MSR and 0x3000-MSR
  *            ranges.
@@ -648,16 +650,27 @@ static void guest_exits(void)
 	}
 }
 
+/* Exits per round of the exit part: the implementations take turns this often. */
+#define EXIT_ROUND	100
+
 static void part_exit(void)
 {
-	/* Per rep, the first round trip starts at GUEST_SYNC: not counted. */
-	unsigned long per_rep = exits_per_rep - 1, n = reps * per_rep;
+	/*
+	 * Each rep of exits_per_rep exits is cut into rounds of about
+	 * EXIT_ROUND exits, and the implementations take turns round by
+	 * round, in the other order every other round: a slow stretch of the
+	 * host then falls on both.  A round's first round trip starts at the
+	 * guest's GUEST_SYNC and is not counted.
+	 */
+	unsigned long rounds = reps * (exits_per_rep / EXIT_ROUND ?: 1);
+	unsigned long per_round = exits_per_rep / (rounds / reps);
+	unsigned long n = rounds * (per_round - 1), k;
 	struct kvm_msr_filter f;
 	struct kvm_vcpu *vcpus[2];
 	struct kvm_vm *vms[2];
 	struct ucall uc;
 	double *v[2];
-	int i, r;
+	int i, j;
 
 	for (i = 0; i < nr_impls; i++) {
 		v[i] = calloc(n, sizeof(*v[i]));
@@ -673,16 +686,18 @@ static void part_exit(void)
 		vm_enable_cap(vms[i], KVM_CAP_X86_USER_SPACE_MSR,
 			      KVM_MSR_EXIT_REASON_FILTER);
 		vm_ioctl(vms[i], KVM_X86_SET_MSR_FILTER, &f);
-		*(volatile u64 *)addr_gva2hva(vms[i], (gva_t)&g_exit_n) = exits_per_rep;
+		*(volatile u64 *)addr_gva2hva(vms[i], (gva_t)&g_exit_n) = per_round;
 		mf_expect_sync(vcpus[i]);
 	}
-	/* Rep 0 of each implementation is a warm-up and is dropped. */
-	for (r = 0; r <= reps; r++) {
-		for (i = 0; i < nr_impls; i++) {
-			struct kvm_run *run = vcpus[i]->run;
+	/* Round 0 of each implementation is a warm-up and is dropped. */
+	for (k = 0; k <= rounds; k++) {
+		for (j = 0; j < nr_impls; j++) {
+			struct kvm_run *run;
 			unsigned long exits = 0;
 			double t, prev = 0;
 
+			i = k & 1 ? nr_impls - 1 - j : j;
+			run = vcpus[i]->run;
 			for (;;) {
 				int rc = ioctl(vcpus[i]->fd, KVM_RUN, NULL);
 
@@ -692,8 +707,8 @@ static void part_exit(void)
 				if (run->exit_reason != KVM_EXIT_X86_RDMSR)
 					break;
 				t = now_ns();
-				if (r && exits)
-					v[i][(r - 1) * per_rep + exits - 1] = t - prev;
+				if (k && exits)
+					v[i][(k - 1) * (per_round - 1) + exits - 1] = t - prev;
 				prev = t;
 				TEST_ASSERT(run->msr.index == EXIT_MSR &&
 					    run->msr.reason == KVM_MSR_EXIT_REASON_FILTER,
@@ -706,8 +721,8 @@ static void part_exit(void)
 				    get_ucall(vcpus[i], &uc) == UCALL_SYNC,
 				    "%s: unexpected exit %s", impls[i],
 				    exit_reason_str(run->exit_reason));
-			TEST_ASSERT(exits == exits_per_rep, "%lu exits, want %lu",
-				    exits, exits_per_rep);
+			TEST_ASSERT(exits == per_round, "%lu exits, want %lu",
+				    exits, per_round);
 		}
 	}
 	for (i = 0; i < nr_impls; i++) {
